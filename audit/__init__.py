@@ -1,0 +1,1 @@
+"""The append-only audit log: recording now; chain, checkpoints and proofs build on it."""

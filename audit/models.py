@@ -1,0 +1,98 @@
+"""Audit events: one append-only row per thing anyone did, recorded with the change itself."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from caseapi.appendonly import AppendOnlyModel
+
+
+class AuditAction(models.TextChoices):
+    # 100s: authentication and sessions
+    LOGIN_SUCCEEDED = "auth.login_succeeded"
+    LOGIN_FAILED = "auth.login_failed"
+    ACCOUNT_LOCKED = "auth.account_locked"
+    ACCOUNT_UNLOCKED = "auth.account_unlocked"
+    TOKEN_ISSUED = "auth.token_issued"
+    TOKEN_REVOKED = "auth.token_revoked"
+    # 200s: people, groups and permissions
+    AGENCY_CREATED = "agency.created"
+    AGENCY_UPDATED = "agency.updated"
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    USER_ROLE_CHANGED = "user.role_changed"
+    USER_PASSWORD_CHANGED = "user.password_changed"
+    USER_LISTED = "user.listed"
+    # 300s: cases and teams
+    CASE_CREATED = "case.created"
+    CASE_UPDATED = "case.updated"
+    CASE_STATUS_CHANGED = "case.status_changed"
+    CASE_VIEWED = "case.viewed"
+    CASE_LISTED = "case.listed"
+    TEAM_MEMBER_SET = "team.member_set"
+    TEAM_MEMBER_REMOVED = "team.member_removed"
+    TEAM_VIEWED = "team.viewed"
+    # 400s: leads, identifiers, deconfliction
+    LEAD_CREATED = "lead.created"
+    LEAD_UPDATED = "lead.updated"
+    LEAD_STATUS_CHANGED = "lead.status_changed"
+    LEAD_VIEWED = "lead.viewed"
+    LEAD_LISTED = "lead.listed"
+    DECONFLICTION_HIT = "deconfliction.hit"
+    DECONFLICTION_NOTIFIED = "deconfliction.notified"
+    DECONFLICTION_CHECKED = "deconfliction.checked"
+    # 500s: evidence and custody
+    EVIDENCE_CREATED = "evidence.created"
+    EVIDENCE_UPDATED = "evidence.updated"
+    EVIDENCE_WITHDRAWN = "evidence.withdrawn"
+    EVIDENCE_VIEWED = "evidence.viewed"
+    EVIDENCE_LISTED = "evidence.listed"
+    EVIDENCE_DOWNLOADED = "evidence.content_downloaded"
+    EVIDENCE_VERIFIED = "evidence.verified"
+    CUSTODY_RECORDED = "custody.recorded"
+    CUSTODY_LISTED = "custody.listed"
+    # 900s: the audit log itself
+    AUDIT_LISTED = "audit.listed"
+    AUDIT_TAMPER_ATTEMPT = "audit.tamper_attempt"
+
+
+class AuditEvent(AppendOnlyModel):
+    """An append-only record; the actor is PROTECTed so history never disappears with a user.
+
+    `actor_name` snapshots who acted (the username, or the name typed at a failed login), so an
+    event reads the same after a user is renamed.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    agency = models.ForeignKey(
+        "cases.Agency", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=64, choices=AuditAction.choices)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    case_id = models.UUIDField(null=True, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["case_id", "id"], name="audit_case_id_idx"),
+            models.Index(fields=["agency", "id"], name="audit_agency_id_idx"),
+            models.Index(fields=["actor", "id"], name="audit_actor_id_idx"),
+            models.Index(fields=["action", "id"], name="audit_action_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} by {self.actor_name or '-'}"

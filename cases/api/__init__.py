@@ -1,0 +1,1 @@
+"""HTTP interface of the case domain: serializers, filters, views, urls."""

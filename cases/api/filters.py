@@ -1,0 +1,55 @@
+"""Query filters for the list endpoints; every filter narrows an already-scoped queryset."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from cases import selectors
+from cases.models import (
+    CaseKind,
+    CasePriority,
+    CaseStatus,
+    EvidenceKind,
+    EvidenceStatus,
+    LeadIdentifier,
+    LeadSource,
+    LeadStatus,
+)
+
+
+class CaseFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=CaseStatus.choices)
+    kind = django_filters.ChoiceFilter(choices=CaseKind.choices)
+    priority = django_filters.ChoiceFilter(choices=CasePriority.choices)
+    q = django_filters.CharFilter(method="search", max_length=200, help_text="Matches number or title.")
+
+    def search(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()
+        if not value:
+            return qs
+        return qs.filter(Q(number__iexact=value) | Q(title__icontains=value))
+
+
+class LeadFilter(django_filters.FilterSet):
+    case = django_filters.UUIDFilter(field_name="case_id")
+    status = django_filters.ChoiceFilter(choices=LeadStatus.choices)
+    source = django_filters.ChoiceFilter(choices=LeadSource.choices)
+    assignee = django_filters.NumberFilter(field_name="assignee_id")
+    min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte")
+    identifier = django_filters.CharFilter(
+        method="by_identifier", max_length=254,
+        help_text="A phone, email or handle in any form a person types it.",
+    )
+
+    def by_identifier(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        links = LeadIdentifier.objects.filter(identifier__in=selectors.identifier_matches(value))
+        return qs.filter(id__in=links.values("lead_id"))
+
+
+class EvidenceFilter(django_filters.FilterSet):
+    case = django_filters.UUIDFilter(field_name="case_id")
+    lead = django_filters.UUIDFilter(field_name="lead_id")
+    kind = django_filters.ChoiceFilter(choices=EvidenceKind.choices)
+    status = django_filters.ChoiceFilter(choices=EvidenceStatus.choices)
+    sha256 = django_filters.CharFilter(field_name="sha256", lookup_expr="exact", max_length=64)

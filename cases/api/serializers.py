@@ -1,0 +1,345 @@
+"""Serializers name their fields; server-owned fields are read-only and unknown or read-only
+fields sent by a client are refused with a 400 naming them (never silently ignored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from cases import selectors
+from cases.models import (
+    Case,
+    CaseKind,
+    CasePriority,
+    CaseStatus,
+    CustodyAction,
+    CustodyEvent,
+    EvidenceItem,
+    EvidenceKind,
+    EvidenceStatus,
+    IdentifierKind,
+    Lead,
+    LeadSource,
+    LeadStatus,
+    Role,
+    TeamRole,
+)
+
+User = get_user_model()
+
+READ_ONLY_FIELD = "This field is set by the server and cannot be written."
+UNKNOWN_FIELD = "Unknown field."
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """Refuses any key it does not declare as writable, naming it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            writable = {name for name, f in self.fields.items() if not f.read_only}
+            known = set(self.fields)
+            errors = {}
+            for key in data:
+                if key not in writable:
+                    errors[key] = [READ_ONLY_FIELD if key in known or key in self.server_owned else UNKNOWN_FIELD]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+    server_owned: frozenset[str] = frozenset()
+
+
+# ---------------------------------------------------------------- people
+
+
+class AgencyBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    code = serializers.CharField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    kind = serializers.CharField(read_only=True)
+
+
+class UserBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    full_name = serializers.SerializerMethodField()
+
+    def get_full_name(self, user: Any) -> str:
+        return user.get_full_name() or user.get_username()
+
+
+class PersonSerializer(UserBriefSerializer):
+    email = serializers.EmailField(read_only=True)
+    title = serializers.CharField(source="profile.title", read_only=True)
+    phone = serializers.CharField(source="profile.phone", read_only=True)
+    agency = AgencyBriefSerializer(source="profile.agency", read_only=True)
+    roles = serializers.SerializerMethodField()
+
+    def get_roles(self, user: Any) -> list[str]:
+        return sorted(g.name for g in user.groups.all() if g.name in Role.values)
+
+
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True)
+
+
+# ---------------------------------------------------------------- cases
+
+
+class CaseOutputSerializer(serializers.ModelSerializer):
+    agency = AgencyBriefSerializer(read_only=True)
+    lead_investigator = UserBriefSerializer(read_only=True)
+    parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id", "number", "title", "kind", "status", "priority", "summary", "agency",
+            "lead_investigator", "parent", "created_at", "updated_at", "closed_at",
+        ]
+        read_only_fields = fields
+
+
+class CaseCreateSerializer(StrictInputSerializer):
+    server_owned = frozenset({"id", "number", "status", "agency", "lead_investigator", "created_at", "updated_at", "closed_at", "created_by"})
+    title = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=CaseKind.choices, default=CaseKind.INVESTIGATION)
+    priority = serializers.ChoiceField(choices=CasePriority.choices, default=CasePriority.NORMAL)
+    summary = serializers.CharField(allow_blank=True, default="", max_length=20000)
+    parent = serializers.PrimaryKeyRelatedField(queryset=Case.objects.none(), required=False, allow_null=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["parent"].queryset = selectors.case_list(user=request.user)
+
+
+class CaseUpdateSerializer(StrictInputSerializer):
+    server_owned = CaseCreateSerializer.server_owned - {"status", "lead_investigator"} | {"kind", "parent"}
+    title = serializers.CharField(max_length=200, required=False)
+    priority = serializers.ChoiceField(choices=CasePriority.choices, required=False)
+    summary = serializers.CharField(allow_blank=True, max_length=20000, required=False)
+    status = serializers.ChoiceField(choices=CaseStatus.choices, required=False)
+    lead_investigator = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), required=False)
+
+
+class TeamMemberSerializer(serializers.Serializer):
+    user = UserBriefSerializer(read_only=True)
+    agency = serializers.CharField(source="user.profile.agency.code", read_only=True)
+    role = serializers.ChoiceField(choices=TeamRole.choices, read_only=True)
+
+
+class TeamMemberInputSerializer(StrictInputSerializer):
+    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+    role = serializers.ChoiceField(choices=TeamRole.choices)
+
+
+# ---------------------------------------------------------------- leads
+
+
+class IdentifierSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=IdentifierKind.choices)
+    value = serializers.CharField(max_length=254)
+
+
+class DeconflictionHitSerializer(serializers.Serializer):
+    identifier = serializers.SerializerMethodField()
+    agency = serializers.SerializerMethodField()
+    contact = serializers.SerializerMethodField()
+
+    @extend_schema_field(IdentifierSerializer)
+    def get_identifier(self, hit: Any) -> dict[str, str]:
+        return {"kind": hit.identifier_kind, "value": hit.identifier_value}
+
+    @extend_schema_field({"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}}})
+    def get_agency(self, hit: Any) -> dict[str, str]:
+        return {"code": hit.agency_code, "name": hit.agency_name}
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {k: {"type": "string"} for k in ("name", "title", "phone", "email")},
+        }
+    )
+    def get_contact(self, hit: Any) -> dict[str, str]:
+        return {"name": hit.contact_name, "title": hit.contact_title, "phone": hit.contact_phone, "email": hit.contact_email}
+
+
+LEAD_SIGNALS = ("minor_age_mentioned", "payment_discussed", "meeting_arranged", "repeat_contact")
+
+
+class LeadOutputSerializer(serializers.ModelSerializer):
+    case = serializers.UUIDField(source="case_id", read_only=True)
+    case_number = serializers.CharField(source="case.number", read_only=True)
+    assignee = UserBriefSerializer(read_only=True, allow_null=True)
+    identifiers = IdentifierSerializer(many=True, read_only=True)
+    signals = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Lead
+        fields = [
+            "id", "case", "case_number", "display_name", "source", "status", "assignee", "signals",
+            "priority", "priority_score", "priority_override", "priority_factors", "first_seen_at",
+            "last_seen_at", "notes", "identifiers", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "boolean"}})
+    def get_signals(self, lead: Lead) -> dict[str, bool]:
+        return {name: getattr(lead, name) for name in LEAD_SIGNALS}
+
+
+class LeadWithHitsSerializer(LeadOutputSerializer):
+    deconfliction = serializers.SerializerMethodField()
+
+    class Meta(LeadOutputSerializer.Meta):
+        fields = [*LeadOutputSerializer.Meta.fields, "deconfliction"]
+        read_only_fields = fields
+
+    @extend_schema_field(DeconflictionHitSerializer(many=True))
+    def get_deconfliction(self, lead: Lead) -> list[dict[str, Any]]:
+        return DeconflictionHitSerializer(self.context.get("hits", []), many=True).data
+
+
+
+class SignalsSerializer(StrictInputSerializer):
+    minor_age_mentioned = serializers.BooleanField(required=False)
+    payment_discussed = serializers.BooleanField(required=False)
+    meeting_arranged = serializers.BooleanField(required=False)
+    repeat_contact = serializers.BooleanField(required=False)
+
+
+class LeadInputSerializer(StrictInputSerializer):
+    server_owned = frozenset(
+        {"id", "case_number", "priority", "priority_score", "priority_factors", "created_at", "updated_at", "created_by"}
+    )
+    case = serializers.PrimaryKeyRelatedField(queryset=Case.objects.none())
+    display_name = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    source = serializers.ChoiceField(choices=LeadSource.choices, required=False)
+    status = serializers.ChoiceField(choices=LeadStatus.choices, required=False)
+    assignee = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), allow_null=True, required=False)
+    signals = SignalsSerializer(required=False)
+    priority_override = serializers.IntegerField(min_value=0, max_value=100, allow_null=True, required=False)
+    first_seen_at = serializers.DateTimeField(required=False, allow_null=True)
+    last_seen_at = serializers.DateTimeField(required=False, allow_null=True)
+    notes = serializers.CharField(allow_blank=True, max_length=20000, required=False)
+    identifiers = IdentifierSerializer(many=True, required=False, max_length=100)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["case"].queryset = selectors.case_list(user=request.user)
+        if self.partial:
+            self.fields["case"].read_only = True
+
+    def to_service_kwargs(self) -> dict[str, Any]:
+        data = dict(self.validated_data)
+        data.pop("case", None)
+        data.update(data.pop("signals", {}) or {})
+        if "identifiers" in data:
+            data["identifiers"] = [dict(i) for i in data["identifiers"]]
+        return data
+
+
+class DeconflictionCheckSerializer(StrictInputSerializer):
+    identifiers = IdentifierSerializer(many=True, min_length=1, max_length=100)
+
+
+class DeconflictionResultSerializer(serializers.Serializer):
+    hits = DeconflictionHitSerializer(many=True, read_only=True)
+
+
+# ---------------------------------------------------------------- evidence and custody
+
+
+class EvidenceOutputSerializer(serializers.ModelSerializer):
+    case = serializers.UUIDField(source="case_id", read_only=True)
+    lead = serializers.UUIDField(source="lead_id", read_only=True, allow_null=True)
+    collected_by = UserBriefSerializer(read_only=True, allow_null=True)
+    withdrawn_by = UserBriefSerializer(read_only=True, allow_null=True)
+    stored = serializers.BooleanField(source="is_stored", read_only=True)
+
+    class Meta:
+        model = EvidenceItem
+        fields = [
+            "id", "case", "lead", "kind", "description", "stored", "original_filename", "external_uri",
+            "sha256", "size_bytes", "media_type", "collected_at", "collected_by", "status",
+            "withdrawn_reason", "withdrawn_at", "withdrawn_by", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+EVIDENCE_SERVER_OWNED = frozenset(
+    {"id", "stored", "original_filename", "collected_by", "withdrawn_at", "withdrawn_by", "created_at", "updated_at", "created_by", "content_name"}
+)
+
+
+class EvidenceCreateSerializer(StrictInputSerializer):
+    server_owned = EVIDENCE_SERVER_OWNED | {"status", "withdrawn_reason"}
+    case = serializers.PrimaryKeyRelatedField(queryset=Case.objects.none())
+    lead = serializers.PrimaryKeyRelatedField(queryset=Lead.objects.none(), required=False, allow_null=True)
+    kind = serializers.ChoiceField(choices=EvidenceKind.choices)
+    description = serializers.CharField(allow_blank=True, max_length=20000, required=False, default="")
+    content = serializers.FileField(required=False, allow_empty_file=True, use_url=False)
+    external_uri = serializers.CharField(max_length=2000, required=False, default="")
+    sha256 = serializers.CharField(max_length=64, min_length=64, required=False, default="")
+    size_bytes = serializers.IntegerField(min_value=0, required=False)
+    media_type = serializers.CharField(max_length=127, required=False, default="")
+    collected_at = serializers.DateTimeField(required=False)
+    location = serializers.CharField(max_length=200, required=False, default="")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["case"].queryset = selectors.case_list(user=request.user)
+            self.fields["lead"].queryset = selectors.lead_list(user=request.user)
+
+
+class EvidenceUpdateSerializer(StrictInputSerializer):
+    server_owned = EVIDENCE_SERVER_OWNED | {"case", "kind", "sha256", "size_bytes", "external_uri", "content", "collected_at"}
+    description = serializers.CharField(allow_blank=True, max_length=20000, required=False)
+    lead = serializers.PrimaryKeyRelatedField(queryset=Lead.objects.none(), required=False, allow_null=True)
+    media_type = serializers.CharField(max_length=127, required=False)
+    status = serializers.ChoiceField(choices=[EvidenceStatus.WITHDRAWN], required=False)
+    withdrawn_reason = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["lead"].queryset = selectors.lead_list(user=request.user)
+
+
+class CustodyEventSerializer(serializers.ModelSerializer):
+    evidence = serializers.UUIDField(source="evidence_id", read_only=True)
+    actor = UserBriefSerializer(read_only=True)
+
+    class Meta:
+        model = CustodyEvent
+        fields = [
+            "id", "evidence", "action", "actor", "from_party", "to_party", "location", "occurred_at",
+            "note", "details", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class CustodyInputSerializer(StrictInputSerializer):
+    server_owned = frozenset({"id", "evidence", "actor", "details", "created_at"})
+    action = serializers.ChoiceField(choices=CustodyAction.choices)
+    occurred_at = serializers.DateTimeField(required=False)
+    from_party = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
+    to_party = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
+    location = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
+    note = serializers.CharField(max_length=5000, allow_blank=True, required=False, default="")

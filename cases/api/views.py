@@ -1,0 +1,355 @@
+"""Thin views: parse, call a selector or a service, serialize. Querysets come from selectors
+(out of scope is 404); services decide what the caller may do (403) and audit it."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.files.storage import storages
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from audit.models import AuditAction
+from audit.services import audit_record
+from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer
+from caseapi.exceptions import Conflict
+from cases import selectors, services
+from cases.api import serializers as s
+from cases.api.filters import CaseFilter, EvidenceFilter, LeadFilter
+from cases.models import Case, CustodyEvent, EvidenceItem, Lead
+
+User = get_user_model()
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+# ---------------------------------------------------------------- auth and people
+
+
+@extend_schema(
+    request=s.LoginSerializer,
+    responses={200: s.TokenSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 429: ErrorSerializer},
+    auth=[],
+)
+class LoginView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    def post(self, request: Request) -> Response:
+        payload = s.LoginSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        issued = services.auth_login(**payload.validated_data)
+        return Response({"token": issued.key, "expires_at": issued.token.expires_at})
+
+
+@extend_schema(request=None, responses={204: None, **ERROR_RESPONSES})
+class LogoutView(APIView):
+    def post(self, request: Request) -> Response:
+        if request.auth is not None and hasattr(request.auth, "revoked_at"):
+            services.token_revoke(token=request.auth, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(responses={200: s.PersonSerializer, **ERROR_RESPONSES})
+class MeView(APIView):
+    def get(self, request: Request) -> Response:
+        return Response(s.PersonSerializer(request.user).data)
+
+
+@extend_schema_view(get=extend_schema(responses={200: s.PersonSerializer(many=True), **ERROR_RESPONSES}))
+class UserListView(generics.ListAPIView):
+    serializer_class = s.PersonSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.agency_people(user=self.request.user)
+
+
+# ---------------------------------------------------------------- cases and teams
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.CaseOutputSerializer(many=True), **ERROR_RESPONSES}),
+    post=extend_schema(request=s.CaseCreateSerializer, responses={201: s.CaseOutputSerializer, **ERROR_RESPONSES}),
+)
+class CaseListCreateView(AuditedListMixin, generics.ListCreateAPIView):
+    filterset_class = CaseFilter
+    list_audit_action = AuditAction.CASE_LISTED
+
+    def get_queryset(self) -> Any:
+        return selectors.case_list(user=self.request.user)
+
+    def get_serializer_class(self) -> Any:
+        return s.CaseCreateSerializer if self.request.method == "POST" else s.CaseOutputSerializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = s.CaseCreateSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        case = services.case_create(actor=request.user, **payload.validated_data)
+        return Response(s.CaseOutputSerializer(case).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.CaseOutputSerializer, **ERROR_RESPONSES}),
+    patch=extend_schema(request=s.CaseUpdateSerializer, responses={200: s.CaseOutputSerializer, **ERROR_RESPONSES}),
+)
+class CaseDetailView(generics.RetrieveUpdateAPIView):
+    http_method_names = ["get", "patch", "head", "options"]
+    serializer_class = s.CaseOutputSerializer
+
+    def get_object(self) -> Case:
+        return selectors.case_get(user=self.request.user, case_id=self.kwargs["pk"])
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        case = self.get_object()
+        audit_record(actor=request.user, action=AuditAction.CASE_VIEWED, target=case, case_id=case.pk)
+        return Response(s.CaseOutputSerializer(case).data)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        case = self.get_object()
+        payload = s.CaseUpdateSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        case = services.case_update(actor=request.user, case=case, data=dict(payload.validated_data))
+        return Response(s.CaseOutputSerializer(selectors.case_get(user=request.user, case_id=case.pk)).data)
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.TeamMemberSerializer(many=True), **ERROR_RESPONSES}),
+    post=extend_schema(
+        request=s.TeamMemberInputSerializer,
+        responses={200: s.TeamMemberSerializer, 201: s.TeamMemberSerializer, **ERROR_RESPONSES},
+    ),
+)
+class CaseTeamView(AuditedListMixin, generics.ListCreateAPIView):
+    serializer_class = s.TeamMemberSerializer
+    list_audit_action = AuditAction.TEAM_VIEWED
+
+    def get_case(self) -> Case:
+        if not hasattr(self, "_case"):
+            self._case = selectors.case_get(user=self.request.user, case_id=self.kwargs["pk"])
+        return self._case
+
+    def audit_case_id(self) -> Any:
+        return self.get_case().pk
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return Case.objects.none()
+        return selectors.case_team(case=self.get_case())
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        case = self.get_case()
+        payload = s.TeamMemberInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        added = services.team_member_set(actor=request.user, case=case, **payload.validated_data)
+        member = {"user": payload.validated_data["user"], "role": payload.validated_data["role"]}
+        return Response(
+            s.TeamMemberSerializer(member).data, status=status.HTTP_201_CREATED if added else status.HTTP_200_OK
+        )
+
+
+@extend_schema(responses={204: None, **ERROR_RESPONSES})
+class CaseTeamMemberView(APIView):
+    def delete(self, request: Request, pk: Any, user_id: int) -> Response:
+        case = selectors.case_get(user=request.user, case_id=pk)
+        member = generics.get_object_or_404(User.objects.all(), pk=user_id)
+        services.team_member_remove(actor=request.user, case=case, user=member)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- leads
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.LeadOutputSerializer(many=True), **ERROR_RESPONSES}),
+    post=extend_schema(request=s.LeadInputSerializer, responses={201: s.LeadWithHitsSerializer, **ERROR_RESPONSES}),
+)
+class LeadListCreateView(AuditedListMixin, generics.ListCreateAPIView):
+    filterset_class = LeadFilter
+    list_audit_action = AuditAction.LEAD_LISTED
+
+    def get_queryset(self) -> Any:
+        return selectors.lead_list(user=self.request.user)
+
+    def get_serializer_class(self) -> Any:
+        return s.LeadInputSerializer if self.request.method == "POST" else s.LeadOutputSerializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = s.LeadInputSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        lead, hits = services.lead_create(
+            actor=request.user, case=payload.validated_data["case"], **payload.to_service_kwargs()
+        )
+        lead = selectors.lead_get(user=request.user, lead_id=lead.pk)
+        return Response(s.LeadWithHitsSerializer(lead, context={"hits": hits}).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.LeadOutputSerializer, **ERROR_RESPONSES}),
+    patch=extend_schema(request=s.LeadInputSerializer, responses={200: s.LeadWithHitsSerializer, **ERROR_RESPONSES}),
+)
+class LeadDetailView(generics.RetrieveUpdateAPIView):
+    http_method_names = ["get", "patch", "head", "options"]
+    serializer_class = s.LeadOutputSerializer
+
+    def get_object(self) -> Lead:
+        return selectors.lead_get(user=self.request.user, lead_id=self.kwargs["pk"])
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        lead = self.get_object()
+        audit_record(actor=request.user, action=AuditAction.LEAD_VIEWED, target=lead, case_id=lead.case_id)
+        return Response(s.LeadOutputSerializer(lead).data)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        lead = self.get_object()
+        payload = s.LeadInputSerializer(data=request.data, partial=True, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        lead, hits = services.lead_update(actor=request.user, lead=lead, **payload.to_service_kwargs())
+        lead = selectors.lead_get(user=request.user, lead_id=lead.pk)
+        return Response(s.LeadWithHitsSerializer(lead, context={"hits": hits}).data)
+
+
+@extend_schema(request=s.DeconflictionCheckSerializer, responses={200: s.DeconflictionResultSerializer, **ERROR_RESPONSES})
+class DeconflictionCheckView(APIView):
+    def post(self, request: Request) -> Response:
+        payload = s.DeconflictionCheckSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        hits = services.deconfliction_check(
+            actor=request.user, identifiers=[dict(i) for i in payload.validated_data["identifiers"]]
+        )
+        return Response({"hits": s.DeconflictionHitSerializer(hits, many=True).data})
+
+
+# ---------------------------------------------------------------- evidence and custody
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.EvidenceOutputSerializer(many=True), **ERROR_RESPONSES}),
+    post=extend_schema(
+        request={"application/json": s.EvidenceCreateSerializer, "multipart/form-data": s.EvidenceCreateSerializer},
+        responses={201: s.EvidenceOutputSerializer, 413: ErrorSerializer, **ERROR_RESPONSES},
+    ),
+)
+class EvidenceListCreateView(AuditedListMixin, generics.ListCreateAPIView):
+    filterset_class = EvidenceFilter
+    list_audit_action = AuditAction.EVIDENCE_LISTED
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self) -> Any:
+        return selectors.evidence_list(user=self.request.user)
+
+    def get_serializer_class(self) -> Any:
+        return s.EvidenceCreateSerializer if self.request.method == "POST" else s.EvidenceOutputSerializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = s.EvidenceCreateSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        item = services.evidence_create(actor=request.user, upload=data.pop("content", None), **data)
+        return Response(s.EvidenceOutputSerializer(item).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.EvidenceOutputSerializer, **ERROR_RESPONSES}),
+    patch=extend_schema(request=s.EvidenceUpdateSerializer, responses={200: s.EvidenceOutputSerializer, **ERROR_RESPONSES}),
+)
+class EvidenceDetailView(generics.RetrieveUpdateAPIView):
+    http_method_names = ["get", "patch", "head", "options"]
+    serializer_class = s.EvidenceOutputSerializer
+
+    def get_object(self) -> EvidenceItem:
+        return selectors.evidence_get(user=self.request.user, evidence_id=self.kwargs["pk"])
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        item = self.get_object()
+        audit_record(actor=request.user, action=AuditAction.EVIDENCE_VIEWED, target=item, case_id=item.case_id)
+        return Response(s.EvidenceOutputSerializer(item).data)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        item = self.get_object()
+        payload = s.EvidenceUpdateSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        item = services.evidence_update(actor=request.user, item=item, data=dict(payload.validated_data))
+        return Response(s.EvidenceOutputSerializer(selectors.evidence_get(user=request.user, evidence_id=item.pk)).data)
+
+
+def safe_download_name(name: str, fallback: str) -> str:
+    cleaned = _UNSAFE_FILENAME.sub("_", name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip(" .")
+    return cleaned[:150] or fallback
+
+
+@extend_schema(
+    responses={
+        (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The stored bytes."),
+        **ERROR_RESPONSES,
+    }
+)
+class EvidenceContentView(APIView):
+    def get(self, request: Request, pk: Any) -> FileResponse:
+        item = selectors.evidence_get(user=request.user, evidence_id=pk)
+        if not item.is_stored:
+            raise Conflict(services.EVIDENCE_NOT_STORED)
+        handle = storages["evidence"].open(item.content_name, "rb")
+        audit_record(
+            actor=request.user, action=AuditAction.EVIDENCE_DOWNLOADED, target=item, case_id=item.case_id,
+            changes={"sha256": item.sha256, "size_bytes": item.size_bytes},
+        )
+        response = FileResponse(
+            handle, as_attachment=True, filename=safe_download_name(item.original_filename, f"{item.pk}.bin"),
+            content_type="application/octet-stream",
+        )
+        response["ETag"] = f'"{item.sha256}"'
+        response["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(item.sha256)).decode()
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.CustodyEventSerializer(many=True), **ERROR_RESPONSES}),
+    post=extend_schema(request=s.CustodyInputSerializer, responses={201: s.CustodyEventSerializer, **ERROR_RESPONSES}),
+)
+class CustodyListCreateView(AuditedListMixin, generics.ListCreateAPIView):
+    list_audit_action = AuditAction.CUSTODY_LISTED
+    serializer_class = s.CustodyEventSerializer
+
+    def get_item(self) -> EvidenceItem:
+        if not hasattr(self, "_item"):
+            self._item = selectors.evidence_get(user=self.request.user, evidence_id=self.kwargs["pk"])
+        return self._item
+
+    def audit_case_id(self) -> Any:
+        return self.get_item().case_id
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return CustodyEvent.objects.none()
+        return selectors.custody_list(evidence=self.get_item())
+
+    def get_serializer_class(self) -> Any:
+        return s.CustodyInputSerializer if self.request.method == "POST" else s.CustodyEventSerializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        item = self.get_item()
+        payload = s.CustodyInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        event = services.custody_record(actor=request.user, item=item, **payload.validated_data)
+        return Response(s.CustodyEventSerializer(event).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(request=None, responses={200: s.CustodyEventSerializer, **ERROR_RESPONSES})
+class EvidenceVerifyView(APIView):
+    def post(self, request: Request, pk: Any) -> Response:
+        item = selectors.evidence_get(user=request.user, evidence_id=pk)
+        event: CustodyEvent = services.evidence_verify(actor=request.user, item=item)
+        return Response(s.CustodyEventSerializer(event).data)

@@ -1,0 +1,928 @@
+"""Every write of the case domain: validation, permission, the change and its audit event in
+one transaction. Services are keyword-only and raise domain errors with constant messages."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.core.exceptions import ValidationError
+from django.core.files.storage import storages
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+
+from audit.models import AuditAction
+from audit.services import audit_record, diff, snapshot
+from caseapi.exceptions import Conflict, Locked
+from cases import identifiers as ident
+from cases import selectors
+from cases.models import (
+    Agency,
+    AgencyKind,
+    AuthToken,
+    Case,
+    CaseKind,
+    CaseNumberCounter,
+    CaseStatus,
+    CustodyAction,
+    CustodyEvent,
+    DeconflictionHit,
+    EvidenceItem,
+    EvidenceStatus,
+    Identifier,
+    Lead,
+    LeadIdentifier,
+    LeadStatus,
+    Profile,
+    Role,
+    TeamRole,
+)
+from cases.tokens import token_digest
+from cases.permissions import SUPERVISOR_GROUP_PERMS, TEAM_ROLE_PERMS, CasePerm, role_for_perms
+
+User = get_user_model()
+
+# Domain error messages (tests assert these constants).
+NOT_ALLOWED = "You do not have permission to perform this action."
+CASE_CREATE_ROLE = "Only investigators and supervisors can open cases."
+CASE_CLOSED = "This case is closed; reopen it before changing it."
+CASE_STATUS_TRANSITION = "A case cannot go from {old} to {new}."
+CASE_PARENT_NOT_OPERATION = "The parent case must be an operation of the same agency."
+CASE_LEAD_INVESTIGATOR_NOT_LEAD = "The lead investigator must hold the lead role on the case team."
+TEAM_LAST_LEAD = "The last lead of a case cannot be removed or demoted."
+TEAM_LEAD_INVESTIGATOR = "The case's lead investigator cannot be removed or demoted; reassign the case first."
+TEAM_USER_INACTIVE = "Only active users with an agency can join a case team."
+TEAM_NOT_MEMBER = "That user is not on this case's team."
+LEAD_STATUS_TRANSITION = "A lead cannot go from {old} to {new}."
+LEAD_ASSIGNED_NEEDS_ASSIGNEE = "A lead in status assigned or investigating needs an assignee."
+LEAD_ASSIGNEE_NO_ACCESS = "The assignee cannot see this case; add them to the case team first."
+EVIDENCE_LEAD_OTHER_CASE = "The lead belongs to another case."
+EVIDENCE_SHA256_MISMATCH = "The declared SHA-256 does not match the uploaded content (server computed {computed})."
+EVIDENCE_SHA256_FORMAT = "A SHA-256 is 64 hexadecimal characters."
+EVIDENCE_WITHDRAWN = "This evidence item is withdrawn; it can no longer be changed."
+EVIDENCE_WITHDRAW_REASON = "Withdrawing evidence needs a withdrawn_reason."
+EVIDENCE_NOT_STORED = "This item is a reference to an external system; there is no stored content to re-hash."
+EVIDENCE_CONTENT_OR_REFERENCE = "Give either uploaded content or an external_uri with its sha256 and size_bytes."
+CUSTODY_ACTION_RESERVED = "A verified custody event is recorded by the verify action only."
+LOGIN_INVALID = "Invalid username or password."
+AGENCY_KIND_CONFLICT = "Agency {code} already exists with kind {kind}."
+
+CASE_TRANSITIONS: dict[str, set[str]] = {
+    CaseStatus.OPEN: {CaseStatus.ACTIVE, CaseStatus.CLOSED},
+    CaseStatus.ACTIVE: {CaseStatus.PENDING_PROSECUTION, CaseStatus.CLOSED},
+    CaseStatus.PENDING_PROSECUTION: {CaseStatus.ACTIVE, CaseStatus.CLOSED},
+    CaseStatus.CLOSED: {CaseStatus.OPEN},
+}
+LEAD_TRANSITIONS: dict[str, set[str]] = {
+    LeadStatus.NEW: {LeadStatus.TRIAGED, LeadStatus.CLOSED_NO_ACTION},
+    LeadStatus.TRIAGED: {LeadStatus.ASSIGNED, LeadStatus.CLOSED_NO_ACTION},
+    LeadStatus.ASSIGNED: {LeadStatus.INVESTIGATING, LeadStatus.TRIAGED, LeadStatus.CLOSED_NO_ACTION},
+    LeadStatus.INVESTIGATING: {LeadStatus.REFERRED, LeadStatus.ASSIGNED, LeadStatus.CLOSED_NO_ACTION},
+    LeadStatus.REFERRED: {LeadStatus.INVESTIGATING},
+    LeadStatus.CLOSED_NO_ACTION: {LeadStatus.TRIAGED},
+}
+PRIORITY_WEIGHTS: dict[str, int] = {
+    "minor_age_mentioned": 50,
+    "payment_discussed": 20,
+    "meeting_arranged": 20,
+    "repeat_contact": 10,
+}
+SYSTEM_USERNAME = "_system"
+HASH_CHUNK = 1024 * 1024
+
+
+def _require(condition: bool, message: str = NOT_ALLOWED) -> None:
+    if not condition:
+        raise PermissionDenied(message)
+
+
+# ---------------------------------------------------------------- agencies and people
+
+
+def system_user() -> AbstractBaseUser:
+    """The inactive account that background jobs act as (it can never log in)."""
+    user, _ = User.objects.get_or_create(
+        username=SYSTEM_USERNAME, defaults={"is_active": False, "password": make_password(None)}
+    )
+    return user
+
+
+@transaction.atomic
+def agency_ensure(*, code: str, name: str, kind: str, actor: AbstractBaseUser | None = None) -> tuple[Agency, bool]:
+    """Create the agency (and its supervisors group), or update its name; idempotent."""
+    code = code.strip().upper()
+    if kind not in AgencyKind.values:
+        raise ValidationError({"kind": [f"Unknown agency kind {kind!r}; expected one of: {', '.join(AgencyKind.values)}."]})
+    existing = Agency.objects.select_for_update().filter(code=code).first()
+    if existing is not None:
+        if existing.kind != kind:
+            raise Conflict(AGENCY_KIND_CONFLICT.format(code=code, kind=existing.kind))
+        if existing.name != name:
+            before = snapshot(existing, ["name"])
+            existing.name = name
+            existing.full_clean()
+            existing.save(update_fields=["name"])
+            audit_record(
+                action=AuditAction.AGENCY_UPDATED, actor=actor, agency_id=existing.pk, target=existing,
+                changes=diff(existing, ["name"], before),
+            )
+        return existing, False
+    group, _ = Group.objects.get_or_create(name=f"{code} supervisors")
+    agency = Agency(code=code, name=name, kind=kind, supervisors=group)
+    agency.full_clean()
+    agency.save()
+    audit_record(
+        action=AuditAction.AGENCY_CREATED, actor=actor, agency_id=agency.pk, target=agency,
+        changes={"code": [None, code], "name": [None, name], "kind": [None, kind]},
+    )
+    return agency, True
+
+
+def _set_role(user: AbstractBaseUser, agency: Agency, role: str) -> list[str]:
+    """Put `user` in exactly the role group `role` (plus the agency's supervisors group for
+    supervisors); returns the old role names."""
+    role_groups = {g.name: g for g in Group.objects.filter(name__in=Role.values)}
+    for name in Role.values:
+        if name not in role_groups:
+            role_groups[name], _ = Group.objects.get_or_create(name=name)
+    old = sorted(user.groups.filter(name__in=Role.values).values_list("name", flat=True))
+    user.groups.remove(*[g for n, g in role_groups.items() if n != role])
+    user.groups.add(role_groups[role])
+    if role == Role.SUPERVISOR:
+        user.groups.add(agency.supervisors)
+    else:
+        user.groups.remove(agency.supervisors)
+    return old
+
+
+@transaction.atomic
+def user_ensure(
+    *,
+    username: str,
+    agency: Agency,
+    role: str,
+    password: str | None,
+    actor: AbstractBaseUser | None = None,
+    first_name: str = "",
+    last_name: str = "",
+    email: str = "",
+    title: str = "",
+    phone: str = "",
+) -> tuple[AbstractBaseUser, bool]:
+    """Create the user in `agency` with `role`, or bring an existing one to that agency, role
+    and password; idempotent. Every change is audited."""
+    if role not in Role.values:
+        raise ValidationError({"role": [f"Unknown role {role!r}; expected one of: {', '.join(Role.values)}."]})
+    user = User.objects.select_for_update().filter(username=username).first()
+    created = user is None
+    if created:
+        user = User(username=username, first_name=first_name, last_name=last_name, email=email, is_staff=True)
+        user.full_clean(exclude=["password"])
+        user.set_password(password) if password else user.set_unusable_password()
+        user.save()
+        Profile.objects.create(user=user, agency=agency, title=title, phone=phone)
+        audit_record(
+            action=AuditAction.USER_CREATED, actor=actor, agency_id=agency.pk, target=user,
+            changes={"username": [None, username], "agency": [None, agency.code], "role": [None, role]},
+        )
+    else:
+        profile = Profile.objects.filter(user=user).first()
+        if profile is None:
+            Profile.objects.create(user=user, agency=agency, title=title, phone=phone)
+            audit_record(
+                action=AuditAction.USER_UPDATED, actor=actor, agency_id=agency.pk, target=user,
+                changes={"agency": [None, agency.code]},
+            )
+        elif profile.agency_id != agency.pk:
+            old_code = profile.agency.code
+            profile.agency = agency
+            profile.save(update_fields=["agency"])
+            audit_record(
+                action=AuditAction.USER_UPDATED, actor=actor, agency_id=agency.pk, target=user,
+                changes={"agency": [old_code, agency.code]},
+            )
+        if password and not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+            audit_record(action=AuditAction.USER_PASSWORD_CHANGED, actor=actor, agency_id=agency.pk, target=user)
+    old_roles = _set_role(user, agency, role)
+    if old_roles != [role]:
+        audit_record(
+            action=AuditAction.USER_ROLE_CHANGED, actor=actor, agency_id=agency.pk, target=user,
+            changes={"roles": [old_roles, [role]]},
+        )
+    return user, created
+
+
+@transaction.atomic
+def account_unlock(*, user: AbstractBaseUser, actor: AbstractBaseUser | None) -> None:
+    profile = Profile.objects.select_for_update().get(user=user)
+    if actor is not None and not actor.is_superuser:
+        _require(
+            Role.AGENCY_ADMIN in selectors.user_roles(actor) and selectors.user_agency_id(actor) == profile.agency_id
+        )
+    before = snapshot(profile, ["failed_logins", "locked_until"])
+    profile.failed_logins = 0
+    profile.failed_window_started_at = None
+    profile.locked_until = None
+    profile.save(update_fields=["failed_logins", "failed_window_started_at", "locked_until"])
+    audit_record(
+        action=AuditAction.ACCOUNT_UNLOCKED, actor=actor, agency_id=profile.agency_id, target=user,
+        changes=diff(profile, ["failed_logins", "locked_until"], before),
+    )
+
+
+# ---------------------------------------------------------------- authentication
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    key: str
+    token: AuthToken
+
+
+def auth_login(*, username: str, password: str) -> IssuedToken:
+    """Check credentials with lockout: LOGIN_FAILURE_LIMIT failures within LOGIN_FAILURE_WINDOW
+    lock the account for LOGIN_LOCKOUT_COOLOFF (or until an agency admin unlocks it). Both
+    outcomes are audited; the failure is committed before the error is raised."""
+    now = timezone.now()
+    outcome: Exception | None = None
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(username=username).first()
+        profile = Profile.objects.select_for_update().filter(user=user).first() if user else None
+        agency_id = profile.agency_id if profile else None
+        if profile is not None and profile.locked_until and profile.locked_until > now:
+            audit_record(
+                action=AuditAction.LOGIN_FAILED, actor=user, agency_id=agency_id, target=user,
+                changes={"reason": "account_locked"},
+            )
+            outcome = Locked()
+        elif user is None or not user.is_active or profile is None:
+            make_password(password)  # same cost as a real check: no user enumeration by timing
+            audit_record(
+                action=AuditAction.LOGIN_FAILED, actor=user if user and user.pk else None,
+                actor_name=username[:150], agency_id=agency_id,
+                changes={"reason": "unknown_or_inactive_user"},
+            )
+            outcome = AuthenticationFailed(LOGIN_INVALID, code="invalid_credentials")
+        elif not user.check_password(password):
+            if profile.failed_window_started_at is None or now - profile.failed_window_started_at > settings.LOGIN_FAILURE_WINDOW:
+                profile.failed_window_started_at = now
+                profile.failed_logins = 0
+            profile.failed_logins += 1
+            fields = ["failed_logins", "failed_window_started_at"]
+            audit_record(
+                action=AuditAction.LOGIN_FAILED, actor=user, agency_id=agency_id, target=user,
+                changes={"reason": "bad_password", "failed_logins": profile.failed_logins},
+            )
+            if profile.failed_logins >= settings.LOGIN_FAILURE_LIMIT:
+                profile.locked_until = now + settings.LOGIN_LOCKOUT_COOLOFF
+                fields.append("locked_until")
+                audit_record(
+                    action=AuditAction.ACCOUNT_LOCKED, actor=user, agency_id=agency_id, target=user,
+                    changes={"locked_until": [None, profile.locked_until]},
+                )
+            profile.save(update_fields=fields)
+            outcome = AuthenticationFailed(LOGIN_INVALID, code="invalid_credentials")
+        else:
+            if profile.failed_logins or profile.locked_until:
+                profile.failed_logins = 0
+                profile.failed_window_started_at = None
+                profile.locked_until = None
+                profile.save(update_fields=["failed_logins", "failed_window_started_at", "locked_until"])
+            key = secrets.token_urlsafe(32)
+            token = AuthToken.objects.create(
+                user=user, digest=token_digest(key), prefix=key[:8], expires_at=now + settings.AUTH_TOKEN_TTL
+            )
+            user.last_login = now
+            user.save(update_fields=["last_login"])
+            audit_record(action=AuditAction.LOGIN_SUCCEEDED, actor=user, agency_id=agency_id, target=user)
+            audit_record(
+                action=AuditAction.TOKEN_ISSUED, actor=user, agency_id=agency_id, target=token,
+                changes={"expires_at": [None, token.expires_at]},
+            )
+    if outcome is not None:
+        raise outcome
+    return IssuedToken(key=key, token=token)
+
+
+@transaction.atomic
+def token_revoke(*, token: AuthToken, actor: AbstractBaseUser) -> None:
+    token = AuthToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        return
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit_record(
+        action=AuditAction.TOKEN_REVOKED, actor=actor, target=token, changes={"revoked_at": [None, token.revoked_at]}
+    )
+
+
+# ---------------------------------------------------------------- cases and teams
+
+
+def _next_case_number(agency: Agency, year: int) -> str:
+    """Lock the (agency, year) counter row and take the next value. The row is created with
+    ON CONFLICT DO NOTHING first, so concurrent first cases of a year do not collide."""
+    CaseNumberCounter.objects.bulk_create(
+        [CaseNumberCounter(agency=agency, year=year, last_value=0)], ignore_conflicts=True
+    )
+    counter = CaseNumberCounter.objects.select_for_update().get(agency=agency, year=year)
+    counter.last_value += 1
+    counter.save(update_fields=["last_value"])
+    return f"{agency.code}-{year}-{counter.last_value:05d}"
+
+
+def _grant(case: Case, user: AbstractBaseUser, role: str) -> None:
+    wanted = set(TEAM_ROLE_PERMS[role])
+    for perm in CasePerm:
+        if perm in wanted:
+            assign_perm(perm.value, user, case)
+        else:
+            remove_perm(perm.value, user, case)
+
+
+@transaction.atomic
+def case_create(
+    *,
+    actor: AbstractBaseUser,
+    title: str,
+    kind: str = CaseKind.INVESTIGATION,
+    priority: str = "normal",
+    summary: str = "",
+    parent: Case | None = None,
+) -> Case:
+    """Open a case in the actor's agency. The creator becomes its lead; the agency's
+    supervisors group gets view, change and manage_team on it."""
+    roles = selectors.user_roles(actor)
+    _require(bool(roles & {Role.INVESTIGATOR, Role.SUPERVISOR}), CASE_CREATE_ROLE)
+    agency = actor.profile.agency
+    if parent is not None and (parent.kind != CaseKind.OPERATION or parent.agency_id != agency.pk):
+        raise ValidationError({"parent": [CASE_PARENT_NOT_OPERATION]})
+    case = Case(
+        number=_next_case_number(agency, timezone.now().year),
+        agency=agency,
+        title=title,
+        kind=kind,
+        priority=priority,
+        summary=summary,
+        parent=parent,
+        lead_investigator=actor,
+        created_by=actor,
+    )
+    case.full_clean()
+    case.save(force_insert=True)
+    _grant(case, actor, TeamRole.LEAD)
+    for perm in SUPERVISOR_GROUP_PERMS:
+        assign_perm(perm.value, agency.supervisors, case)
+    audit_record(
+        action=AuditAction.CASE_CREATED, actor=actor, agency_id=agency.pk, target=case, case_id=case.pk,
+        changes={
+            "number": [None, case.number], "title": [None, title], "kind": [None, kind],
+            "priority": [None, priority], "parent": [None, str(parent.pk) if parent else None],
+            "team": [None, {actor.get_username(): TeamRole.LEAD}],
+        },
+    )
+    return case
+
+
+CASE_EDITABLE = ["title", "priority", "summary", "lead_investigator_id"]
+
+
+@transaction.atomic
+def case_update(*, actor: AbstractBaseUser, case: Case, data: dict[str, Any]) -> Case:
+    """Change case fields (change_case) and/or its status (manage_team). A closed case only
+    accepts a status change back to open."""
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    _require(selectors.has_case_perm(actor, case, CasePerm.CHANGE))
+    new_status = data.pop("status", None)
+    if new_status is not None and new_status != case.status:
+        _require(selectors.has_case_perm(actor, case, CasePerm.MANAGE_TEAM))
+    if case.status == CaseStatus.CLOSED and any(getattr(case, k) != v for k, v in data.items()):
+        raise Conflict(CASE_CLOSED)
+    before = snapshot(case, CASE_EDITABLE + ["status", "closed_at"])
+    if "lead_investigator" in data:
+        new_lead = data.pop("lead_investigator")
+        if new_lead.pk != case.lead_investigator_id:
+            member_perms = {
+                p for p in case.user_permissions.filter(user=new_lead).values_list("permission__codename", flat=True)
+            }
+            if CasePerm.MANAGE_TEAM not in member_perms:
+                raise ValidationError({"lead_investigator": [CASE_LEAD_INVESTIGATOR_NOT_LEAD]})
+            case.lead_investigator = new_lead
+    for field, value in data.items():
+        setattr(case, field, value)
+    if new_status is not None and new_status != case.status:
+        if new_status not in CASE_TRANSITIONS[case.status]:
+            raise Conflict(CASE_STATUS_TRANSITION.format(old=case.status, new=new_status))
+        case.status = new_status
+        case.closed_at = timezone.now() if new_status == CaseStatus.CLOSED else None
+    changes = diff(case, CASE_EDITABLE + ["status", "closed_at"], before)
+    if not changes:
+        return case
+    case.full_clean()
+    case.save()
+    status_change = {k: v for k, v in changes.items() if k in ("status", "closed_at")}
+    field_change = {k: v for k, v in changes.items() if k not in ("status", "closed_at")}
+    if field_change:
+        audit_record(
+            action=AuditAction.CASE_UPDATED, actor=actor, agency_id=case.agency_id, target=case, case_id=case.pk,
+            changes=field_change,
+        )
+    if status_change:
+        audit_record(
+            action=AuditAction.CASE_STATUS_CHANGED, actor=actor, agency_id=case.agency_id, target=case,
+            case_id=case.pk, changes=status_change,
+        )
+    return case
+
+
+def _member_roles(case: Case) -> dict[int, str | None]:
+    perms: dict[int, set[str]] = {}
+    for user_id, codename in case.user_permissions.values_list("user_id", "permission__codename"):
+        perms.setdefault(user_id, set()).add(codename)
+    return {uid: role_for_perms(p) for uid, p in perms.items()}
+
+
+def _check_lead_kept(case: Case, user: AbstractBaseUser, new_role: str | None) -> None:
+    roles = _member_roles(case)
+    if roles.get(user.pk) == TeamRole.LEAD and new_role != TeamRole.LEAD:
+        if user.pk == case.lead_investigator_id:
+            raise Conflict(TEAM_LEAD_INVESTIGATOR)
+        if sum(1 for r in roles.values() if r == TeamRole.LEAD) <= 1:
+            raise Conflict(TEAM_LAST_LEAD)
+
+
+@transaction.atomic
+def team_member_set(*, actor: AbstractBaseUser, case: Case, user: AbstractBaseUser, role: str) -> bool:
+    """Give `user` exactly `role` on `case` (manage_team). Returns True if newly added."""
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    _require(selectors.has_case_perm(actor, case, CasePerm.MANAGE_TEAM))
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(CASE_CLOSED)
+    if not user.is_active or not Profile.objects.filter(user=user).exists():
+        raise ValidationError({"user": [TEAM_USER_INACTIVE]})
+    old_role = _member_roles(case).get(user.pk)
+    if old_role == role:
+        return False
+    _check_lead_kept(case, user, role)
+    _grant(case, user, role)
+    audit_record(
+        action=AuditAction.TEAM_MEMBER_SET, actor=actor, agency_id=case.agency_id, target=case, case_id=case.pk,
+        changes={"member": user.get_username(), "member_id": user.pk, "role": [old_role, role]},
+    )
+    return old_role is None
+
+
+@transaction.atomic
+def team_member_remove(*, actor: AbstractBaseUser, case: Case, user: AbstractBaseUser) -> None:
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    _require(selectors.has_case_perm(actor, case, CasePerm.MANAGE_TEAM))
+    old_role = _member_roles(case).get(user.pk)
+    if old_role is None:
+        raise ValidationError({"user": [TEAM_NOT_MEMBER]})
+    _check_lead_kept(case, user, None)
+    case.user_permissions.filter(user=user).delete()
+    audit_record(
+        action=AuditAction.TEAM_MEMBER_REMOVED, actor=actor, agency_id=case.agency_id, target=case,
+        case_id=case.pk, changes={"member": user.get_username(), "member_id": user.pk, "role": [old_role, None]},
+    )
+
+
+# ---------------------------------------------------------------- leads and identifiers
+
+
+def lead_priority(lead: Lead) -> tuple[int, list[dict[str, Any]]]:
+    """The computed score (0-100) and the factors that produced it."""
+    factors = [
+        {"factor": name, "weight": weight} for name, weight in PRIORITY_WEIGHTS.items() if getattr(lead, name)
+    ]
+    return min(100, sum(f["weight"] for f in factors)), factors
+
+
+def _apply_priority(lead: Lead) -> None:
+    lead.priority_score, lead.priority_factors = lead_priority(lead)
+    lead.priority = lead.priority_override if lead.priority_override is not None else lead.priority_score
+
+
+def identifiers_normalize(raw: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """Normalize a list of `{kind, value}`; ValidationError lists each bad entry by index."""
+    out: list[tuple[str, str]] = []
+    errors: dict[str, Any] = {}
+    for index, item in enumerate(raw):
+        try:
+            pair = (item["kind"], ident.normalize(item["kind"], item["value"]))
+        except ValidationError as exc:
+            errors[str(index)] = exc.messages
+            continue
+        if pair not in out:
+            out.append(pair)
+    if errors:
+        raise ValidationError({"identifiers": [errors]})
+    return out
+
+
+def _identifiers_get_or_create(pairs: list[tuple[str, str]]) -> list[Identifier]:
+    Identifier.objects.bulk_create([Identifier(kind=k, value=v) for k, v in pairs], ignore_conflicts=True)
+    found = {(i.kind, i.value): i for i in Identifier.objects.filter(kind__in={k for k, _ in pairs}, value__in={v for _, v in pairs})}
+    return [found[p] for p in pairs]
+
+
+@dataclass(frozen=True)
+class DeconflictionContact:
+    identifier_kind: str
+    identifier_value: str
+    agency_code: str
+    agency_name: str
+    contact_name: str
+    contact_title: str
+    contact_phone: str
+    contact_email: str
+
+
+def _deconflict(
+    *, actor: AbstractBaseUser, identifiers: list[Identifier], requesting_case: Case | None
+) -> list[DeconflictionContact]:
+    """Record and answer hits for `identifiers` that sit on cases `actor` cannot see: the
+    owning agency and lead investigator's contact only. Audited on both sides."""
+    if not identifiers:
+        return []
+    links = selectors.leads_with_identifiers_outside_scope(user=actor, identifier_ids=[i.pk for i in identifiers])
+    seen: set[tuple[int, uuid.UUID]] = set()
+    hits: list[DeconflictionContact] = []
+    requesting_agency_id = selectors.user_agency_id(actor)
+    for link in links:
+        case = link.lead.case
+        if (link.identifier_id, case.pk) in seen:
+            continue
+        seen.add((link.identifier_id, case.pk))
+        lead_inv = case.lead_investigator
+        profile = getattr(lead_inv, "profile", None)
+        hit = DeconflictionHit.objects.create(
+            identifier=link.identifier,
+            requested_by=actor,
+            requesting_agency_id=requesting_agency_id,
+            requesting_case=requesting_case,
+            matched_case=case,
+            matched_agency=case.agency,
+        )
+        identifier = link.identifier
+        audit_record(
+            action=AuditAction.DECONFLICTION_HIT, actor=actor, agency_id=requesting_agency_id, target=hit,
+            case_id=requesting_case.pk if requesting_case else None,
+            changes={"identifier": f"{identifier.kind}:{identifier.value}", "matched_agency": case.agency.code},
+        )
+        audit_record(
+            action=AuditAction.DECONFLICTION_NOTIFIED, actor=actor, agency_id=case.agency_id, target=hit,
+            case_id=case.pk,
+            changes={
+                "identifier": f"{identifier.kind}:{identifier.value}",
+                "requesting_agency_id": requesting_agency_id,
+                "requested_by": actor.get_username(),
+            },
+        )
+        hits.append(
+            DeconflictionContact(
+                identifier_kind=identifier.kind,
+                identifier_value=identifier.value,
+                agency_code=case.agency.code,
+                agency_name=case.agency.name,
+                contact_name=lead_inv.get_full_name() or lead_inv.get_username(),
+                contact_title=profile.title if profile else "",
+                contact_phone=profile.phone if profile else "",
+                contact_email=lead_inv.email,
+            )
+        )
+    return hits
+
+
+def _link_identifiers(*, actor: AbstractBaseUser, lead: Lead, pairs: list[tuple[str, str]]) -> tuple[list[str], list[str], list[Identifier]]:
+    """Make the lead's identifiers exactly `pairs`; returns (added, removed, added objects)."""
+    wanted = _identifiers_get_or_create(pairs) if pairs else []
+    current = {li.identifier_id: li for li in lead.lead_identifiers.select_related("identifier")}
+    wanted_ids = {i.pk for i in wanted}
+    added = [i for i in wanted if i.pk not in current]
+    removed = [li for iid, li in current.items() if iid not in wanted_ids]
+    LeadIdentifier.objects.bulk_create([LeadIdentifier(lead=lead, identifier=i, added_by=actor) for i in added])
+    if removed:
+        LeadIdentifier.objects.filter(pk__in=[li.pk for li in removed]).delete()
+    return (
+        [str(i) for i in added],
+        [str(li.identifier) for li in removed],
+        added,
+    )
+
+
+LEAD_FIELDS = [
+    "display_name", "source", "status", "assignee_id", "minor_age_mentioned", "payment_discussed",
+    "meeting_arranged", "repeat_contact", "priority_override", "priority", "first_seen_at", "last_seen_at", "notes",
+]
+
+
+def _check_assignee(case: Case, lead: Lead) -> None:
+    if lead.status in (LeadStatus.ASSIGNED, LeadStatus.INVESTIGATING) and lead.assignee_id is None:
+        raise ValidationError({"assignee": [LEAD_ASSIGNED_NEEDS_ASSIGNEE]})
+    if lead.assignee_id is not None and not selectors.has_case_perm(lead.assignee, case, CasePerm.VIEW):
+        raise ValidationError({"assignee": [LEAD_ASSIGNEE_NO_ACCESS]})
+
+
+@transaction.atomic
+def lead_create(
+    *, actor: AbstractBaseUser, case: Case, identifiers: list[dict[str, str]] | None = None, **fields: Any
+) -> tuple[Lead, list[DeconflictionContact]]:
+    _require(selectors.has_case_perm(actor, case, CasePerm.CHANGE))
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(CASE_CLOSED)
+    pairs = identifiers_normalize(identifiers or [])
+    status = fields.pop("status", LeadStatus.NEW)
+    lead = Lead(case=case, created_by=actor, status=status, **fields)
+    now = timezone.now()
+    lead.first_seen_at = lead.first_seen_at or now
+    lead.last_seen_at = lead.last_seen_at or lead.first_seen_at
+    _apply_priority(lead)
+    _check_assignee(case, lead)
+    lead.full_clean()
+    lead.save(force_insert=True)
+    added, _, added_objs = _link_identifiers(actor=actor, lead=lead, pairs=pairs)
+    changes = {f: [None, v] for f, v in snapshot(lead, LEAD_FIELDS).items() if v not in (None, "", False)}
+    changes["identifiers"] = [[], added]
+    audit_record(
+        action=AuditAction.LEAD_CREATED, actor=actor, agency_id=case.agency_id, target=lead, case_id=case.pk,
+        changes=changes,
+    )
+    hits = _deconflict(actor=actor, identifiers=added_objs, requesting_case=case)
+    return lead, hits
+
+
+@transaction.atomic
+def lead_update(
+    *, actor: AbstractBaseUser, lead: Lead, identifiers: list[dict[str, str]] | None = None, **fields: Any
+) -> tuple[Lead, list[DeconflictionContact]]:
+    lead = Lead.objects.select_for_update().select_related("case").get(pk=lead.pk)
+    case = lead.case
+    _require(selectors.has_case_perm(actor, case, CasePerm.CHANGE))
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(CASE_CLOSED)
+    before = snapshot(lead, LEAD_FIELDS)
+    new_status = fields.pop("status", None)
+    for field, value in fields.items():
+        setattr(lead, field, value)
+    if new_status is not None and new_status != lead.status:
+        if new_status not in LEAD_TRANSITIONS[lead.status]:
+            raise Conflict(LEAD_STATUS_TRANSITION.format(old=lead.status, new=new_status))
+        lead.status = new_status
+    _apply_priority(lead)
+    _check_assignee(case, lead)
+    lead.full_clean()
+    changes = diff(lead, LEAD_FIELDS, before)
+    hits: list[DeconflictionContact] = []
+    if identifiers is not None:
+        added, removed, added_objs = _link_identifiers(actor=actor, lead=lead, pairs=identifiers_normalize(identifiers))
+        if added or removed:
+            changes["identifiers"] = {"added": added, "removed": removed}
+        hits_source = added_objs
+    else:
+        hits_source = []
+    if not changes:
+        return lead, []
+    lead.save()
+    action = AuditAction.LEAD_STATUS_CHANGED if set(changes) == {"status"} else AuditAction.LEAD_UPDATED
+    audit_record(
+        action=action, actor=actor, agency_id=case.agency_id, target=lead, case_id=case.pk, changes=changes,
+    )
+    hits = _deconflict(actor=actor, identifiers=hits_source, requesting_case=case)
+    return lead, hits
+
+
+@transaction.atomic
+def deconfliction_check(
+    *, actor: AbstractBaseUser, identifiers: list[dict[str, str]]
+) -> list[DeconflictionContact]:
+    """Check identifiers without recording them on a lead; hits are recorded and audited."""
+    _require(bool(selectors.user_roles(actor) & {Role.INVESTIGATOR, Role.SUPERVISOR}))
+    pairs = identifiers_normalize(identifiers)
+    existing = []
+    for kind, value in pairs:
+        found = Identifier.objects.filter(kind=kind, value=value).first()
+        if found is not None:
+            existing.append(found)
+    audit_record(
+        action=AuditAction.DECONFLICTION_CHECKED, actor=actor,
+        changes={"identifiers": [f"{k}:{v}" for k, v in pairs]},
+    )
+    return _deconflict(actor=actor, identifiers=existing, requesting_case=None)
+
+
+# ---------------------------------------------------------------- evidence and custody
+
+
+def _check_sha256(value: str) -> str:
+    value = (value or "").strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValidationError({"sha256": [EVIDENCE_SHA256_FORMAT]})
+    return value
+
+
+def _evidence_intake_checks(actor: AbstractBaseUser, case: Case, lead: Lead | None) -> None:
+    _require(selectors.has_case_perm(actor, case, CasePerm.CHANGE))
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(CASE_CLOSED)
+    if lead is not None and lead.case_id != case.pk:
+        raise ValidationError({"lead": [EVIDENCE_LEAD_OTHER_CASE]})
+
+
+def _evidence_save(actor: AbstractBaseUser, item: EvidenceItem, location: str) -> EvidenceItem:
+    item.full_clean()
+    item.save(force_insert=True)
+    CustodyEvent.objects.create(
+        evidence=item, action=CustodyAction.COLLECTED, actor=actor, to_party=actor.get_username(),
+        location=location, occurred_at=item.collected_at, note="Intake",
+        details={"sha256": item.sha256, "size_bytes": item.size_bytes},
+    )
+    audit_record(
+        action=AuditAction.EVIDENCE_CREATED, actor=actor, agency_id=item.case.agency_id, target=item,
+        case_id=item.case_id,
+        changes={
+            "kind": [None, item.kind], "sha256": [None, item.sha256], "size_bytes": [None, item.size_bytes],
+            "external_uri": [None, item.external_uri or None], "lead": [None, str(item.lead_id) if item.lead_id else None],
+            "original_filename": [None, item.original_filename or None],
+        },
+    )
+    return item
+
+
+def evidence_create(
+    *,
+    actor: AbstractBaseUser,
+    case: Case,
+    kind: str,
+    upload: UploadedFile | None = None,
+    external_uri: str = "",
+    sha256: str = "",
+    size_bytes: int | None = None,
+    lead: Lead | None = None,
+    description: str = "",
+    media_type: str = "",
+    collected_at: datetime | None = None,
+    location: str = "",
+) -> EvidenceItem:
+    """Intake of one item: stored content (hashed by the upload handler while it streamed to a
+    temporary file; a declared sha256 that differs is refused before anything is kept) or an
+    external reference with its declared hash. Adds the `collected` custody event."""
+    _evidence_intake_checks(actor, case, lead)
+    if (upload is None) == (not external_uri):
+        raise ValidationError({"non_field_errors": [EVIDENCE_CONTENT_OR_REFERENCE]})
+    item = EvidenceItem(
+        case=case, lead=lead, kind=kind, description=description, media_type=media_type,
+        collected_at=collected_at or timezone.now(), collected_by=actor, created_by=actor,
+    )
+    if upload is None:
+        if size_bytes is None:
+            raise ValidationError({"size_bytes": ["This field is required for a reference."]})
+        item.external_uri = external_uri
+        item.sha256 = _check_sha256(sha256)
+        item.size_bytes = size_bytes
+        with transaction.atomic():
+            return _evidence_save(actor, item, location)
+    computed = getattr(upload, "sha256", None)
+    if computed is None:
+        computed = _hash_file(upload)
+    if sha256 and _check_sha256(sha256) != computed:
+        raise ValidationError({"sha256": [EVIDENCE_SHA256_MISMATCH.format(computed=computed)]})
+    item.sha256 = computed
+    item.size_bytes = upload.size
+    item.original_filename = (upload.name or "")[:255]
+    item.media_type = media_type or getattr(upload, "content_type", "") or "application/octet-stream"
+    storage = storages["evidence"]
+    stored_name = storage.save(f"{case.agency.code}/{uuid.uuid4().hex}", upload)
+    item.content_name = stored_name
+    try:
+        with transaction.atomic():
+            return _evidence_save(actor, item, location)
+    except BaseException:
+        storage.delete(stored_name)
+        raise
+
+
+def _hash_file(fileobj: Any) -> str:
+    digest = hashlib.sha256()
+    if hasattr(fileobj, "seek"):
+        fileobj.seek(0)
+    for chunk in iter(lambda: fileobj.read(HASH_CHUNK), b""):
+        digest.update(chunk)
+    if hasattr(fileobj, "seek"):
+        fileobj.seek(0)
+    return digest.hexdigest()
+
+
+EVIDENCE_EDITABLE = ["description", "lead_id", "media_type"]
+
+
+@transaction.atomic
+def evidence_update(
+    *, actor: AbstractBaseUser, item: EvidenceItem, data: dict[str, Any]
+) -> EvidenceItem:
+    """Edit the description, lead or media type, or withdraw with a reason. The hash and
+    content never change (also refused by a database trigger)."""
+    item = EvidenceItem.objects.select_for_update().select_related("case").get(pk=item.pk)
+    _require(selectors.has_case_perm(actor, item.case, CasePerm.CHANGE))
+    if item.status == EvidenceStatus.WITHDRAWN:
+        raise Conflict(EVIDENCE_WITHDRAWN)
+    new_status = data.pop("status", None)
+    reason = data.pop("withdrawn_reason", "")
+    lead = data.get("lead")
+    if lead is not None and lead.case_id != item.case_id:
+        raise ValidationError({"lead": [EVIDENCE_LEAD_OTHER_CASE]})
+    before = snapshot(item, EVIDENCE_EDITABLE + ["status", "withdrawn_reason"])
+    for field, value in data.items():
+        setattr(item, field, value)
+    if new_status == EvidenceStatus.WITHDRAWN:
+        if not (reason or "").strip():
+            raise ValidationError({"withdrawn_reason": [EVIDENCE_WITHDRAW_REASON]})
+        item.status = EvidenceStatus.WITHDRAWN
+        item.withdrawn_reason = reason.strip()
+        item.withdrawn_at = timezone.now()
+        item.withdrawn_by = actor
+    elif reason:
+        raise ValidationError({"withdrawn_reason": ["Only given together with status=withdrawn."]})
+    changes = diff(item, EVIDENCE_EDITABLE + ["status", "withdrawn_reason"], before)
+    if not changes:
+        return item
+    item.full_clean()
+    item.save()
+    audit_record(
+        action=AuditAction.EVIDENCE_WITHDRAWN if "status" in changes else AuditAction.EVIDENCE_UPDATED,
+        actor=actor, agency_id=item.case.agency_id, target=item, case_id=item.case_id, changes=changes,
+    )
+    return item
+
+
+@transaction.atomic
+def custody_record(
+    *,
+    actor: AbstractBaseUser,
+    item: EvidenceItem,
+    action: str,
+    occurred_at: datetime | None = None,
+    from_party: str = "",
+    to_party: str = "",
+    location: str = "",
+    note: str = "",
+) -> CustodyEvent:
+    _require(selectors.has_case_perm(actor, item.case, CasePerm.CHANGE))
+    if action == CustodyAction.VERIFIED:
+        raise ValidationError({"action": [CUSTODY_ACTION_RESERVED]})
+    event = CustodyEvent(
+        evidence=item, action=action, actor=actor, from_party=from_party, to_party=to_party,
+        location=location, occurred_at=occurred_at or timezone.now(), note=note,
+    )
+    event.full_clean()
+    event.save()
+    audit_record(
+        action=AuditAction.CUSTODY_RECORDED, actor=actor, agency_id=item.case.agency_id, target=event,
+        case_id=item.case_id,
+        changes={"evidence": str(item.pk), "action": action, "from": from_party, "to": to_party, "location": location},
+    )
+    return event
+
+
+def evidence_rehash(*, item: EvidenceItem) -> str:
+    """SHA-256 of the stored bytes, read in chunks (memory stays flat)."""
+    with storages["evidence"].open(item.content_name, "rb") as handle:
+        return _hash_file(handle)
+
+
+def evidence_verify(*, actor: AbstractBaseUser, item: EvidenceItem, check_perm: bool = True) -> CustodyEvent:
+    """Re-hash stored content and append a `verified` custody event with the result."""
+    if check_perm:
+        _require(selectors.has_case_perm(actor, item.case, CasePerm.CHANGE))
+    if not item.is_stored:
+        raise Conflict(EVIDENCE_NOT_STORED)
+    try:
+        computed = evidence_rehash(item=item)
+        error = ""
+    except OSError as exc:
+        computed, error = "", f"content unreadable: {exc.__class__.__name__}"
+    match = computed == item.sha256
+    with transaction.atomic():
+        event = CustodyEvent.objects.create(
+            evidence=item, action=CustodyAction.VERIFIED, actor=actor, occurred_at=timezone.now(),
+            note="SHA-256 matches intake." if match else "SHA-256 MISMATCH with intake.",
+            details={"expected": item.sha256, "computed": computed, "match": match, **({"error": error} if error else {})},
+        )
+        audit_record(
+            action=AuditAction.EVIDENCE_VERIFIED, actor=actor, agency_id=item.case.agency_id, target=item,
+            case_id=item.case_id, changes={"match": match, "computed": computed},
+        )
+    return event
