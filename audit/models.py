@@ -14,15 +14,15 @@ class AuditAction(models.TextChoices):
     LOGIN_FAILED = "auth.login_failed"
     ACCOUNT_LOCKED = "auth.account_locked"
     ACCOUNT_UNLOCKED = "auth.account_unlocked"
-    TOKEN_ISSUED = "auth.token_issued"
-    TOKEN_REVOKED = "auth.token_revoked"
+    TOKEN_ISSUED = "auth.token_issued"  # noqa: S105
+    TOKEN_REVOKED = "auth.token_revoked"  # noqa: S105
     # 200s: people, groups and permissions
     AGENCY_CREATED = "agency.created"
     AGENCY_UPDATED = "agency.updated"
     USER_CREATED = "user.created"
     USER_UPDATED = "user.updated"
     USER_ROLE_CHANGED = "user.role_changed"
-    USER_PASSWORD_CHANGED = "user.password_changed"
+    USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105
     USER_LISTED = "user.listed"
     # 300s: cases and teams
     CASE_CREATED = "case.created"
@@ -73,9 +73,7 @@ class AuditEvent(AppendOnlyModel):
         related_name="+",
     )
     actor_name = models.CharField(max_length=150, blank=True)
-    agency = models.ForeignKey(
-        "cases.Agency", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    agency = models.ForeignKey("cases.Agency", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     action = models.CharField(max_length=64, choices=AuditAction.choices)
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)

@@ -115,8 +115,7 @@ def immutable_columns_trigger_sql(table: str, columns: list[str], vendor: str) -
             $$;
             """,
             f"DROP TRIGGER IF EXISTS {name} ON {table};",
-            f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {name}();",
+            f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION {name}();",
         ]
     if vendor == "sqlite":
         changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in columns)

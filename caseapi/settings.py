@@ -76,7 +76,7 @@ TEMPLATES = [
 _default_sqlite = f"sqlite:///{VAR_DIR / 'caseapi.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
-        envstr("DATABASE_URL", _default_sqlite),
+        envstr("DATABASE_URL") or _default_sqlite,
         conn_max_age=envint("DB_CONN_MAX_AGE", 60, minimum=0),
         conn_health_checks=True,
     )
@@ -85,15 +85,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE transactions take the write lock up front, so concurrent writers
     # queue on busy_timeout instead of failing on a lock upgrade.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"transaction_mode": "IMMEDIATE", "timeout": 20}
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _timeout_ms = envint("DB_STATEMENT_TIMEOUT_MS", 30000, minimum=0)
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"options": f"-c statement_timeout={_timeout_ms}"}
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"options": f"-c statement_timeout={_timeout_ms}"})
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

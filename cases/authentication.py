@@ -11,18 +11,14 @@ from rest_framework.exceptions import AuthenticationFailed
 from cases.models import AuthToken
 from cases.tokens import token_digest
 
-TOKEN_INVALID = "Invalid or expired token."
+TOKEN_INVALID = "Invalid or expired token."  # noqa: S105
 
 
 class ExpiringTokenAuthentication(TokenAuthentication):
     keyword = "Token"
 
     def authenticate_credentials(self, key: str) -> tuple[Any, AuthToken]:
-        token = (
-            AuthToken.objects.select_related("user", "user__profile")
-            .filter(digest=token_digest(key))
-            .first()
-        )
+        token = AuthToken.objects.select_related("user", "user__profile").filter(digest=token_digest(key)).first()
         if token is None or token.revoked_at is not None or token.expires_at <= timezone.now():
             raise AuthenticationFailed(TOKEN_INVALID, code="invalid_token")
         if not token.user.is_active:

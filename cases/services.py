@@ -48,8 +48,8 @@ from cases.models import (
     Role,
     TeamRole,
 )
-from cases.tokens import token_digest
 from cases.permissions import SUPERVISOR_GROUP_PERMS, TEAM_ROLE_PERMS, CasePerm, role_for_perms
+from cases.tokens import token_digest
 
 User = get_user_model()
 
@@ -123,7 +123,9 @@ def agency_ensure(*, code: str, name: str, kind: str, actor: AbstractBaseUser | 
     """Create the agency (and its supervisors group), or update its name; idempotent."""
     code = code.strip().upper()
     if kind not in AgencyKind.values:
-        raise ValidationError({"kind": [f"Unknown agency kind {kind!r}; expected one of: {', '.join(AgencyKind.values)}."]})
+        raise ValidationError(
+            {"kind": [f"Unknown agency kind {kind!r}; expected one of: {', '.join(AgencyKind.values)}."]}
+        )
     existing = Agency.objects.select_for_update().filter(code=code).first()
     if existing is not None:
         if existing.kind != kind:
@@ -134,7 +136,10 @@ def agency_ensure(*, code: str, name: str, kind: str, actor: AbstractBaseUser | 
             existing.full_clean()
             existing.save(update_fields=["name"])
             audit_record(
-                action=AuditAction.AGENCY_UPDATED, actor=actor, agency_id=existing.pk, target=existing,
+                action=AuditAction.AGENCY_UPDATED,
+                actor=actor,
+                agency_id=existing.pk,
+                target=existing,
                 changes=diff(existing, ["name"], before),
             )
         return existing, False
@@ -143,7 +148,10 @@ def agency_ensure(*, code: str, name: str, kind: str, actor: AbstractBaseUser | 
     agency.full_clean()
     agency.save()
     audit_record(
-        action=AuditAction.AGENCY_CREATED, actor=actor, agency_id=agency.pk, target=agency,
+        action=AuditAction.AGENCY_CREATED,
+        actor=actor,
+        agency_id=agency.pk,
+        target=agency,
         changes={"code": [None, code], "name": [None, name], "kind": [None, kind]},
     )
     return agency, True
@@ -193,7 +201,10 @@ def user_ensure(
         user.save()
         Profile.objects.create(user=user, agency=agency, title=title, phone=phone)
         audit_record(
-            action=AuditAction.USER_CREATED, actor=actor, agency_id=agency.pk, target=user,
+            action=AuditAction.USER_CREATED,
+            actor=actor,
+            agency_id=agency.pk,
+            target=user,
             changes={"username": [None, username], "agency": [None, agency.code], "role": [None, role]},
         )
     else:
@@ -201,7 +212,10 @@ def user_ensure(
         if profile is None:
             Profile.objects.create(user=user, agency=agency, title=title, phone=phone)
             audit_record(
-                action=AuditAction.USER_UPDATED, actor=actor, agency_id=agency.pk, target=user,
+                action=AuditAction.USER_UPDATED,
+                actor=actor,
+                agency_id=agency.pk,
+                target=user,
                 changes={"agency": [None, agency.code]},
             )
         elif profile.agency_id != agency.pk:
@@ -209,7 +223,10 @@ def user_ensure(
             profile.agency = agency
             profile.save(update_fields=["agency"])
             audit_record(
-                action=AuditAction.USER_UPDATED, actor=actor, agency_id=agency.pk, target=user,
+                action=AuditAction.USER_UPDATED,
+                actor=actor,
+                agency_id=agency.pk,
+                target=user,
                 changes={"agency": [old_code, agency.code]},
             )
         if password and not user.check_password(password):
@@ -219,7 +236,10 @@ def user_ensure(
     old_roles = _set_role(user, agency, role)
     if old_roles != [role]:
         audit_record(
-            action=AuditAction.USER_ROLE_CHANGED, actor=actor, agency_id=agency.pk, target=user,
+            action=AuditAction.USER_ROLE_CHANGED,
+            actor=actor,
+            agency_id=agency.pk,
+            target=user,
             changes={"roles": [old_roles, [role]]},
         )
     return user, created
@@ -238,7 +258,10 @@ def account_unlock(*, user: AbstractBaseUser, actor: AbstractBaseUser | None) ->
     profile.locked_until = None
     profile.save(update_fields=["failed_logins", "failed_window_started_at", "locked_until"])
     audit_record(
-        action=AuditAction.ACCOUNT_UNLOCKED, actor=actor, agency_id=profile.agency_id, target=user,
+        action=AuditAction.ACCOUNT_UNLOCKED,
+        actor=actor,
+        agency_id=profile.agency_id,
+        target=user,
         changes=diff(profile, ["failed_logins", "locked_until"], before),
     )
 
@@ -264,33 +287,47 @@ def auth_login(*, username: str, password: str) -> IssuedToken:
         agency_id = profile.agency_id if profile else None
         if profile is not None and profile.locked_until and profile.locked_until > now:
             audit_record(
-                action=AuditAction.LOGIN_FAILED, actor=user, agency_id=agency_id, target=user,
+                action=AuditAction.LOGIN_FAILED,
+                actor=user,
+                agency_id=agency_id,
+                target=user,
                 changes={"reason": "account_locked"},
             )
             outcome = Locked()
         elif user is None or not user.is_active or profile is None:
             make_password(password)  # same cost as a real check: no user enumeration by timing
             audit_record(
-                action=AuditAction.LOGIN_FAILED, actor=user if user and user.pk else None,
-                actor_name=username[:150], agency_id=agency_id,
+                action=AuditAction.LOGIN_FAILED,
+                actor=user if user and user.pk else None,
+                actor_name=username[:150],
+                agency_id=agency_id,
                 changes={"reason": "unknown_or_inactive_user"},
             )
             outcome = AuthenticationFailed(LOGIN_INVALID, code="invalid_credentials")
         elif not user.check_password(password):
-            if profile.failed_window_started_at is None or now - profile.failed_window_started_at > settings.LOGIN_FAILURE_WINDOW:
+            if (
+                profile.failed_window_started_at is None
+                or now - profile.failed_window_started_at > settings.LOGIN_FAILURE_WINDOW
+            ):
                 profile.failed_window_started_at = now
                 profile.failed_logins = 0
             profile.failed_logins += 1
             fields = ["failed_logins", "failed_window_started_at"]
             audit_record(
-                action=AuditAction.LOGIN_FAILED, actor=user, agency_id=agency_id, target=user,
+                action=AuditAction.LOGIN_FAILED,
+                actor=user,
+                agency_id=agency_id,
+                target=user,
                 changes={"reason": "bad_password", "failed_logins": profile.failed_logins},
             )
             if profile.failed_logins >= settings.LOGIN_FAILURE_LIMIT:
                 profile.locked_until = now + settings.LOGIN_LOCKOUT_COOLOFF
                 fields.append("locked_until")
                 audit_record(
-                    action=AuditAction.ACCOUNT_LOCKED, actor=user, agency_id=agency_id, target=user,
+                    action=AuditAction.ACCOUNT_LOCKED,
+                    actor=user,
+                    agency_id=agency_id,
+                    target=user,
                     changes={"locked_until": [None, profile.locked_until]},
                 )
             profile.save(update_fields=fields)
@@ -309,7 +346,10 @@ def auth_login(*, username: str, password: str) -> IssuedToken:
             user.save(update_fields=["last_login"])
             audit_record(action=AuditAction.LOGIN_SUCCEEDED, actor=user, agency_id=agency_id, target=user)
             audit_record(
-                action=AuditAction.TOKEN_ISSUED, actor=user, agency_id=agency_id, target=token,
+                action=AuditAction.TOKEN_ISSUED,
+                actor=user,
+                agency_id=agency_id,
+                target=token,
                 changes={"expires_at": [None, token.expires_at]},
             )
     if outcome is not None:
@@ -387,10 +427,17 @@ def case_create(
     for perm in SUPERVISOR_GROUP_PERMS:
         assign_perm(perm.value, agency.supervisors, case)
     audit_record(
-        action=AuditAction.CASE_CREATED, actor=actor, agency_id=agency.pk, target=case, case_id=case.pk,
+        action=AuditAction.CASE_CREATED,
+        actor=actor,
+        agency_id=agency.pk,
+        target=case,
+        case_id=case.pk,
         changes={
-            "number": [None, case.number], "title": [None, title], "kind": [None, kind],
-            "priority": [None, priority], "parent": [None, str(parent.pk) if parent else None],
+            "number": [None, case.number],
+            "title": [None, title],
+            "kind": [None, kind],
+            "priority": [None, priority],
+            "parent": [None, str(parent.pk) if parent else None],
             "team": [None, {actor.get_username(): TeamRole.LEAD}],
         },
     )
@@ -437,13 +484,21 @@ def case_update(*, actor: AbstractBaseUser, case: Case, data: dict[str, Any]) ->
     field_change = {k: v for k, v in changes.items() if k not in ("status", "closed_at")}
     if field_change:
         audit_record(
-            action=AuditAction.CASE_UPDATED, actor=actor, agency_id=case.agency_id, target=case, case_id=case.pk,
+            action=AuditAction.CASE_UPDATED,
+            actor=actor,
+            agency_id=case.agency_id,
+            target=case,
+            case_id=case.pk,
             changes=field_change,
         )
     if status_change:
         audit_record(
-            action=AuditAction.CASE_STATUS_CHANGED, actor=actor, agency_id=case.agency_id, target=case,
-            case_id=case.pk, changes=status_change,
+            action=AuditAction.CASE_STATUS_CHANGED,
+            actor=actor,
+            agency_id=case.agency_id,
+            target=case,
+            case_id=case.pk,
+            changes=status_change,
         )
     return case
 
@@ -479,7 +534,11 @@ def team_member_set(*, actor: AbstractBaseUser, case: Case, user: AbstractBaseUs
     _check_lead_kept(case, user, role)
     _grant(case, user, role)
     audit_record(
-        action=AuditAction.TEAM_MEMBER_SET, actor=actor, agency_id=case.agency_id, target=case, case_id=case.pk,
+        action=AuditAction.TEAM_MEMBER_SET,
+        actor=actor,
+        agency_id=case.agency_id,
+        target=case,
+        case_id=case.pk,
         changes={"member": user.get_username(), "member_id": user.pk, "role": [old_role, role]},
     )
     return old_role is None
@@ -495,8 +554,12 @@ def team_member_remove(*, actor: AbstractBaseUser, case: Case, user: AbstractBas
     _check_lead_kept(case, user, None)
     case.user_permissions.filter(user=user).delete()
     audit_record(
-        action=AuditAction.TEAM_MEMBER_REMOVED, actor=actor, agency_id=case.agency_id, target=case,
-        case_id=case.pk, changes={"member": user.get_username(), "member_id": user.pk, "role": [old_role, None]},
+        action=AuditAction.TEAM_MEMBER_REMOVED,
+        actor=actor,
+        agency_id=case.agency_id,
+        target=case,
+        case_id=case.pk,
+        changes={"member": user.get_username(), "member_id": user.pk, "role": [old_role, None]},
     )
 
 
@@ -505,9 +568,7 @@ def team_member_remove(*, actor: AbstractBaseUser, case: Case, user: AbstractBas
 
 def lead_priority(lead: Lead) -> tuple[int, list[dict[str, Any]]]:
     """The computed score (0-100) and the factors that produced it."""
-    factors = [
-        {"factor": name, "weight": weight} for name, weight in PRIORITY_WEIGHTS.items() if getattr(lead, name)
-    ]
+    factors = [{"factor": name, "weight": weight} for name, weight in PRIORITY_WEIGHTS.items() if getattr(lead, name)]
     return min(100, sum(f["weight"] for f in factors)), factors
 
 
@@ -535,7 +596,10 @@ def identifiers_normalize(raw: list[dict[str, str]]) -> list[tuple[str, str]]:
 
 def _identifiers_get_or_create(pairs: list[tuple[str, str]]) -> list[Identifier]:
     Identifier.objects.bulk_create([Identifier(kind=k, value=v) for k, v in pairs], ignore_conflicts=True)
-    found = {(i.kind, i.value): i for i in Identifier.objects.filter(kind__in={k for k, _ in pairs}, value__in={v for _, v in pairs})}
+    found = {
+        (i.kind, i.value): i
+        for i in Identifier.objects.filter(kind__in={k for k, _ in pairs}, value__in={v for _, v in pairs})
+    }
     return [found[p] for p in pairs]
 
 
@@ -579,12 +643,18 @@ def _deconflict(
         )
         identifier = link.identifier
         audit_record(
-            action=AuditAction.DECONFLICTION_HIT, actor=actor, agency_id=requesting_agency_id, target=hit,
+            action=AuditAction.DECONFLICTION_HIT,
+            actor=actor,
+            agency_id=requesting_agency_id,
+            target=hit,
             case_id=requesting_case.pk if requesting_case else None,
             changes={"identifier": f"{identifier.kind}:{identifier.value}", "matched_agency": case.agency.code},
         )
         audit_record(
-            action=AuditAction.DECONFLICTION_NOTIFIED, actor=actor, agency_id=case.agency_id, target=hit,
+            action=AuditAction.DECONFLICTION_NOTIFIED,
+            actor=actor,
+            agency_id=case.agency_id,
+            target=hit,
             case_id=case.pk,
             changes={
                 "identifier": f"{identifier.kind}:{identifier.value}",
@@ -607,7 +677,9 @@ def _deconflict(
     return hits
 
 
-def _link_identifiers(*, actor: AbstractBaseUser, lead: Lead, pairs: list[tuple[str, str]]) -> tuple[list[str], list[str], list[Identifier]]:
+def _link_identifiers(
+    *, actor: AbstractBaseUser, lead: Lead, pairs: list[tuple[str, str]]
+) -> tuple[list[str], list[str], list[Identifier]]:
     """Make the lead's identifiers exactly `pairs`; returns (added, removed, added objects)."""
     wanted = _identifiers_get_or_create(pairs) if pairs else []
     current = {li.identifier_id: li for li in lead.lead_identifiers.select_related("identifier")}
@@ -625,8 +697,19 @@ def _link_identifiers(*, actor: AbstractBaseUser, lead: Lead, pairs: list[tuple[
 
 
 LEAD_FIELDS = [
-    "display_name", "source", "status", "assignee_id", "minor_age_mentioned", "payment_discussed",
-    "meeting_arranged", "repeat_contact", "priority_override", "priority", "first_seen_at", "last_seen_at", "notes",
+    "display_name",
+    "source",
+    "status",
+    "assignee_id",
+    "minor_age_mentioned",
+    "payment_discussed",
+    "meeting_arranged",
+    "repeat_contact",
+    "priority_override",
+    "priority",
+    "first_seen_at",
+    "last_seen_at",
+    "notes",
 ]
 
 
@@ -658,7 +741,11 @@ def lead_create(
     changes = {f: [None, v] for f, v in snapshot(lead, LEAD_FIELDS).items() if v not in (None, "", False)}
     changes["identifiers"] = [[], added]
     audit_record(
-        action=AuditAction.LEAD_CREATED, actor=actor, agency_id=case.agency_id, target=lead, case_id=case.pk,
+        action=AuditAction.LEAD_CREATED,
+        actor=actor,
+        agency_id=case.agency_id,
+        target=lead,
+        case_id=case.pk,
         changes=changes,
     )
     hits = _deconflict(actor=actor, identifiers=added_objs, requesting_case=case)
@@ -699,16 +786,19 @@ def lead_update(
     lead.save()
     action = AuditAction.LEAD_STATUS_CHANGED if set(changes) == {"status"} else AuditAction.LEAD_UPDATED
     audit_record(
-        action=action, actor=actor, agency_id=case.agency_id, target=lead, case_id=case.pk, changes=changes,
+        action=action,
+        actor=actor,
+        agency_id=case.agency_id,
+        target=lead,
+        case_id=case.pk,
+        changes=changes,
     )
     hits = _deconflict(actor=actor, identifiers=hits_source, requesting_case=case)
     return lead, hits
 
 
 @transaction.atomic
-def deconfliction_check(
-    *, actor: AbstractBaseUser, identifiers: list[dict[str, str]]
-) -> list[DeconflictionContact]:
+def deconfliction_check(*, actor: AbstractBaseUser, identifiers: list[dict[str, str]]) -> list[DeconflictionContact]:
     """Check identifiers without recording them on a lead; hits are recorded and audited."""
     _require(bool(selectors.user_roles(actor) & {Role.INVESTIGATOR, Role.SUPERVISOR}))
     pairs = identifiers_normalize(identifiers)
@@ -718,7 +808,8 @@ def deconfliction_check(
         if found is not None:
             existing.append(found)
     audit_record(
-        action=AuditAction.DECONFLICTION_CHECKED, actor=actor,
+        action=AuditAction.DECONFLICTION_CHECKED,
+        actor=actor,
         changes={"identifiers": [f"{k}:{v}" for k, v in pairs]},
     )
     return _deconflict(actor=actor, identifiers=existing, requesting_case=None)
@@ -746,16 +837,27 @@ def _evidence_save(actor: AbstractBaseUser, item: EvidenceItem, location: str) -
     item.full_clean()
     item.save(force_insert=True)
     CustodyEvent.objects.create(
-        evidence=item, action=CustodyAction.COLLECTED, actor=actor, to_party=actor.get_username(),
-        location=location, occurred_at=item.collected_at, note="Intake",
+        evidence=item,
+        action=CustodyAction.COLLECTED,
+        actor=actor,
+        to_party=actor.get_username(),
+        location=location,
+        occurred_at=item.collected_at,
+        note="Intake",
         details={"sha256": item.sha256, "size_bytes": item.size_bytes},
     )
     audit_record(
-        action=AuditAction.EVIDENCE_CREATED, actor=actor, agency_id=item.case.agency_id, target=item,
+        action=AuditAction.EVIDENCE_CREATED,
+        actor=actor,
+        agency_id=item.case.agency_id,
+        target=item,
         case_id=item.case_id,
         changes={
-            "kind": [None, item.kind], "sha256": [None, item.sha256], "size_bytes": [None, item.size_bytes],
-            "external_uri": [None, item.external_uri or None], "lead": [None, str(item.lead_id) if item.lead_id else None],
+            "kind": [None, item.kind],
+            "sha256": [None, item.sha256],
+            "size_bytes": [None, item.size_bytes],
+            "external_uri": [None, item.external_uri or None],
+            "lead": [None, str(item.lead_id) if item.lead_id else None],
             "original_filename": [None, item.original_filename or None],
         },
     )
@@ -784,8 +886,14 @@ def evidence_create(
     if (upload is None) == (not external_uri):
         raise ValidationError({"non_field_errors": [EVIDENCE_CONTENT_OR_REFERENCE]})
     item = EvidenceItem(
-        case=case, lead=lead, kind=kind, description=description, media_type=media_type,
-        collected_at=collected_at or timezone.now(), collected_by=actor, created_by=actor,
+        case=case,
+        lead=lead,
+        kind=kind,
+        description=description,
+        media_type=media_type,
+        collected_at=collected_at or timezone.now(),
+        collected_by=actor,
+        created_by=actor,
     )
     if upload is None:
         if size_bytes is None:
@@ -830,9 +938,7 @@ EVIDENCE_EDITABLE = ["description", "lead_id", "media_type"]
 
 
 @transaction.atomic
-def evidence_update(
-    *, actor: AbstractBaseUser, item: EvidenceItem, data: dict[str, Any]
-) -> EvidenceItem:
+def evidence_update(*, actor: AbstractBaseUser, item: EvidenceItem, data: dict[str, Any]) -> EvidenceItem:
     """Edit the description, lead or media type, or withdraw with a reason. The hash and
     content never change (also refused by a database trigger)."""
     item = EvidenceItem.objects.select_for_update().select_related("case").get(pk=item.pk)
@@ -863,7 +969,11 @@ def evidence_update(
     item.save()
     audit_record(
         action=AuditAction.EVIDENCE_WITHDRAWN if "status" in changes else AuditAction.EVIDENCE_UPDATED,
-        actor=actor, agency_id=item.case.agency_id, target=item, case_id=item.case_id, changes=changes,
+        actor=actor,
+        agency_id=item.case.agency_id,
+        target=item,
+        case_id=item.case_id,
+        changes=changes,
     )
     return item
 
@@ -884,13 +994,22 @@ def custody_record(
     if action == CustodyAction.VERIFIED:
         raise ValidationError({"action": [CUSTODY_ACTION_RESERVED]})
     event = CustodyEvent(
-        evidence=item, action=action, actor=actor, from_party=from_party, to_party=to_party,
-        location=location, occurred_at=occurred_at or timezone.now(), note=note,
+        evidence=item,
+        action=action,
+        actor=actor,
+        from_party=from_party,
+        to_party=to_party,
+        location=location,
+        occurred_at=occurred_at or timezone.now(),
+        note=note,
     )
     event.full_clean()
     event.save()
     audit_record(
-        action=AuditAction.CUSTODY_RECORDED, actor=actor, agency_id=item.case.agency_id, target=event,
+        action=AuditAction.CUSTODY_RECORDED,
+        actor=actor,
+        agency_id=item.case.agency_id,
+        target=event,
         case_id=item.case_id,
         changes={"evidence": str(item.pk), "action": action, "from": from_party, "to": to_party, "location": location},
     )
@@ -917,12 +1036,24 @@ def evidence_verify(*, actor: AbstractBaseUser, item: EvidenceItem, check_perm: 
     match = computed == item.sha256
     with transaction.atomic():
         event = CustodyEvent.objects.create(
-            evidence=item, action=CustodyAction.VERIFIED, actor=actor, occurred_at=timezone.now(),
+            evidence=item,
+            action=CustodyAction.VERIFIED,
+            actor=actor,
+            occurred_at=timezone.now(),
             note="SHA-256 matches intake." if match else "SHA-256 MISMATCH with intake.",
-            details={"expected": item.sha256, "computed": computed, "match": match, **({"error": error} if error else {})},
+            details={
+                "expected": item.sha256,
+                "computed": computed,
+                "match": match,
+                **({"error": error} if error else {}),
+            },
         )
         audit_record(
-            action=AuditAction.EVIDENCE_VERIFIED, actor=actor, agency_id=item.case.agency_id, target=item,
-            case_id=item.case_id, changes={"match": match, "computed": computed},
+            action=AuditAction.EVIDENCE_VERIFIED,
+            actor=actor,
+            agency_id=item.case.agency_id,
+            target=item,
+            case_id=item.case_id,
+            changes={"match": match, "computed": computed},
         )
     return event

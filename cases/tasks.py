@@ -22,9 +22,7 @@ def evidence_fixity_sweep() -> dict[str, int]:
     """Queue a re-hash of every active stored item (a periodic fixity check). Re-running only
     adds another dated `verified` custody event per item."""
     ids = list(
-        EvidenceItem.objects.filter(status=EvidenceStatus.ACTIVE)
-        .exclude(content_name="")
-        .values_list("pk", flat=True)
+        EvidenceItem.objects.filter(status=EvidenceStatus.ACTIVE).exclude(content_name="").values_list("pk", flat=True)
     )
     for pk in ids:
         evidence_verify_task.delay(str(pk))

@@ -18,7 +18,9 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
     """Adds `.sha256` to each uploaded file; refuses (413) a body or file over
     EVIDENCE_MAX_UPLOAD_BYTES as soon as the size is known."""
 
-    def handle_raw_input(self, input_data: Any, META: Any, content_length: int, boundary: Any, encoding: Any = None) -> None:
+    def handle_raw_input(
+        self, input_data: Any, META: Any, content_length: int, boundary: Any, encoding: Any = None
+    ) -> None:
         limit = settings.EVIDENCE_MAX_UPLOAD_BYTES
         # Multipart framing adds a little; allow 64 KiB of it.
         if content_length and content_length > limit + 64 * 1024:

@@ -14,7 +14,18 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "created_at", "actor", "actor_name", "agency", "action", "target_type", "target_id",
-            "case_id", "changes", "request_id", "ip", "user_agent",
+            "id",
+            "created_at",
+            "actor",
+            "actor_name",
+            "agency",
+            "action",
+            "target_type",
+            "target_id",
+            "case_id",
+            "changes",
+            "request_id",
+            "ip",
+            "user_agent",
         ]
         read_only_fields = fields

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,23 +14,79 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor_name', models.CharField(blank=True, max_length=150)),
-                ('action', models.CharField(choices=[('auth.login_succeeded', 'Login Succeeded'), ('auth.login_failed', 'Login Failed'), ('auth.account_locked', 'Account Locked'), ('auth.account_unlocked', 'Account Unlocked'), ('auth.token_issued', 'Token Issued'), ('auth.token_revoked', 'Token Revoked'), ('agency.created', 'Agency Created'), ('agency.updated', 'Agency Updated'), ('user.created', 'User Created'), ('user.updated', 'User Updated'), ('user.role_changed', 'User Role Changed'), ('user.password_changed', 'User Password Changed'), ('user.listed', 'User Listed'), ('case.created', 'Case Created'), ('case.updated', 'Case Updated'), ('case.status_changed', 'Case Status Changed'), ('case.viewed', 'Case Viewed'), ('case.listed', 'Case Listed'), ('team.member_set', 'Team Member Set'), ('team.member_removed', 'Team Member Removed'), ('team.viewed', 'Team Viewed'), ('lead.created', 'Lead Created'), ('lead.updated', 'Lead Updated'), ('lead.status_changed', 'Lead Status Changed'), ('lead.viewed', 'Lead Viewed'), ('lead.listed', 'Lead Listed'), ('deconfliction.hit', 'Deconfliction Hit'), ('deconfliction.notified', 'Deconfliction Notified'), ('deconfliction.checked', 'Deconfliction Checked'), ('evidence.created', 'Evidence Created'), ('evidence.updated', 'Evidence Updated'), ('evidence.withdrawn', 'Evidence Withdrawn'), ('evidence.viewed', 'Evidence Viewed'), ('evidence.listed', 'Evidence Listed'), ('evidence.content_downloaded', 'Evidence Downloaded'), ('evidence.verified', 'Evidence Verified'), ('custody.recorded', 'Custody Recorded'), ('custody.listed', 'Custody Listed'), ('audit.listed', 'Audit Listed'), ('audit.tamper_attempt', 'Audit Tamper Attempt')], max_length=64)),
-                ('target_type', models.CharField(blank=True, max_length=64)),
-                ('target_id', models.CharField(blank=True, max_length=64)),
-                ('case_id', models.UUIDField(blank=True, null=True)),
-                ('changes', models.JSONField(blank=True, default=dict)),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=512)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("actor_name", models.CharField(blank=True, max_length=150)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("auth.login_succeeded", "Login Succeeded"),
+                            ("auth.login_failed", "Login Failed"),
+                            ("auth.account_locked", "Account Locked"),
+                            ("auth.account_unlocked", "Account Unlocked"),
+                            ("auth.token_issued", "Token Issued"),
+                            ("auth.token_revoked", "Token Revoked"),
+                            ("agency.created", "Agency Created"),
+                            ("agency.updated", "Agency Updated"),
+                            ("user.created", "User Created"),
+                            ("user.updated", "User Updated"),
+                            ("user.role_changed", "User Role Changed"),
+                            ("user.password_changed", "User Password Changed"),
+                            ("user.listed", "User Listed"),
+                            ("case.created", "Case Created"),
+                            ("case.updated", "Case Updated"),
+                            ("case.status_changed", "Case Status Changed"),
+                            ("case.viewed", "Case Viewed"),
+                            ("case.listed", "Case Listed"),
+                            ("team.member_set", "Team Member Set"),
+                            ("team.member_removed", "Team Member Removed"),
+                            ("team.viewed", "Team Viewed"),
+                            ("lead.created", "Lead Created"),
+                            ("lead.updated", "Lead Updated"),
+                            ("lead.status_changed", "Lead Status Changed"),
+                            ("lead.viewed", "Lead Viewed"),
+                            ("lead.listed", "Lead Listed"),
+                            ("deconfliction.hit", "Deconfliction Hit"),
+                            ("deconfliction.notified", "Deconfliction Notified"),
+                            ("deconfliction.checked", "Deconfliction Checked"),
+                            ("evidence.created", "Evidence Created"),
+                            ("evidence.updated", "Evidence Updated"),
+                            ("evidence.withdrawn", "Evidence Withdrawn"),
+                            ("evidence.viewed", "Evidence Viewed"),
+                            ("evidence.listed", "Evidence Listed"),
+                            ("evidence.content_downloaded", "Evidence Downloaded"),
+                            ("evidence.verified", "Evidence Verified"),
+                            ("custody.recorded", "Custody Recorded"),
+                            ("custody.listed", "Custody Listed"),
+                            ("audit.listed", "Audit Listed"),
+                            ("audit.tamper_attempt", "Audit Tamper Attempt"),
+                        ],
+                        max_length=64,
+                    ),
+                ),
+                ("target_type", models.CharField(blank=True, max_length=64)),
+                ("target_id", models.CharField(blank=True, max_length=64)),
+                ("case_id", models.UUIDField(blank=True, null=True)),
+                ("changes", models.JSONField(blank=True, default=dict)),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=512)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
     ]

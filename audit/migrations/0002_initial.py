@@ -5,34 +5,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('audit', '0001_initial'),
-        ('cases', '0001_initial'),
+        ("audit", "0001_initial"),
+        ("cases", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='auditevent',
-            name='agency',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='cases.agency'),
+            model_name="auditevent",
+            name="agency",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="cases.agency"
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['case_id', 'id'], name='audit_case_id_idx'),
+            model_name="auditevent",
+            index=models.Index(fields=["case_id", "id"], name="audit_case_id_idx"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['agency', 'id'], name='audit_agency_id_idx'),
+            model_name="auditevent",
+            index=models.Index(fields=["agency", "id"], name="audit_agency_id_idx"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['actor', 'id'], name='audit_actor_id_idx'),
+            model_name="auditevent",
+            index=models.Index(fields=["actor", "id"], name="audit_actor_id_idx"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['action', 'id'], name='audit_action_id_idx'),
+            model_name="auditevent",
+            index=models.Index(fields=["action", "id"], name="audit_action_id_idx"),
         ),
     ]

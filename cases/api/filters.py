@@ -38,7 +38,8 @@ class LeadFilter(django_filters.FilterSet):
     assignee = django_filters.NumberFilter(field_name="assignee_id")
     min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte")
     identifier = django_filters.CharFilter(
-        method="by_identifier", max_length=254,
+        method="by_identifier",
+        max_length=254,
         help_text="A phone, email or handle in any form a person types it.",
     )
 

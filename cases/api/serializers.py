@@ -103,14 +103,27 @@ class CaseOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Case
         fields = [
-            "id", "number", "title", "kind", "status", "priority", "summary", "agency",
-            "lead_investigator", "parent", "created_at", "updated_at", "closed_at",
+            "id",
+            "number",
+            "title",
+            "kind",
+            "status",
+            "priority",
+            "summary",
+            "agency",
+            "lead_investigator",
+            "parent",
+            "created_at",
+            "updated_at",
+            "closed_at",
         ]
         read_only_fields = fields
 
 
 class CaseCreateSerializer(StrictInputSerializer):
-    server_owned = frozenset({"id", "number", "status", "agency", "lead_investigator", "created_at", "updated_at", "closed_at", "created_by"})
+    server_owned = frozenset(
+        {"id", "number", "status", "agency", "lead_investigator", "created_at", "updated_at", "closed_at", "created_by"}
+    )
     title = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=CaseKind.choices, default=CaseKind.INVESTIGATION)
     priority = serializers.ChoiceField(choices=CasePriority.choices, default=CasePriority.NORMAL)
@@ -172,7 +185,12 @@ class DeconflictionHitSerializer(serializers.Serializer):
         }
     )
     def get_contact(self, hit: Any) -> dict[str, str]:
-        return {"name": hit.contact_name, "title": hit.contact_title, "phone": hit.contact_phone, "email": hit.contact_email}
+        return {
+            "name": hit.contact_name,
+            "title": hit.contact_title,
+            "phone": hit.contact_phone,
+            "email": hit.contact_email,
+        }
 
 
 LEAD_SIGNALS = ("minor_age_mentioned", "payment_discussed", "meeting_arranged", "repeat_contact")
@@ -188,9 +206,24 @@ class LeadOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Lead
         fields = [
-            "id", "case", "case_number", "display_name", "source", "status", "assignee", "signals",
-            "priority", "priority_score", "priority_override", "priority_factors", "first_seen_at",
-            "last_seen_at", "notes", "identifiers", "created_at", "updated_at",
+            "id",
+            "case",
+            "case_number",
+            "display_name",
+            "source",
+            "status",
+            "assignee",
+            "signals",
+            "priority",
+            "priority_score",
+            "priority_override",
+            "priority_factors",
+            "first_seen_at",
+            "last_seen_at",
+            "notes",
+            "identifiers",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -211,7 +244,6 @@ class LeadWithHitsSerializer(LeadOutputSerializer):
         return DeconflictionHitSerializer(self.context.get("hits", []), many=True).data
 
 
-
 class SignalsSerializer(StrictInputSerializer):
     minor_age_mentioned = serializers.BooleanField(required=False)
     payment_discussed = serializers.BooleanField(required=False)
@@ -221,13 +253,24 @@ class SignalsSerializer(StrictInputSerializer):
 
 class LeadInputSerializer(StrictInputSerializer):
     server_owned = frozenset(
-        {"id", "case_number", "priority", "priority_score", "priority_factors", "created_at", "updated_at", "created_by"}
+        {
+            "id",
+            "case_number",
+            "priority",
+            "priority_score",
+            "priority_factors",
+            "created_at",
+            "updated_at",
+            "created_by",
+        }
     )
     case = serializers.PrimaryKeyRelatedField(queryset=Case.objects.none())
     display_name = serializers.CharField(max_length=200, allow_blank=True, required=False)
     source = serializers.ChoiceField(choices=LeadSource.choices, required=False)
     status = serializers.ChoiceField(choices=LeadStatus.choices, required=False)
-    assignee = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), allow_null=True, required=False)
+    assignee = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True), allow_null=True, required=False
+    )
     signals = SignalsSerializer(required=False)
     priority_override = serializers.IntegerField(min_value=0, max_value=100, allow_null=True, required=False)
     first_seen_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -273,15 +316,42 @@ class EvidenceOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvidenceItem
         fields = [
-            "id", "case", "lead", "kind", "description", "stored", "original_filename", "external_uri",
-            "sha256", "size_bytes", "media_type", "collected_at", "collected_by", "status",
-            "withdrawn_reason", "withdrawn_at", "withdrawn_by", "created_at", "updated_at",
+            "id",
+            "case",
+            "lead",
+            "kind",
+            "description",
+            "stored",
+            "original_filename",
+            "external_uri",
+            "sha256",
+            "size_bytes",
+            "media_type",
+            "collected_at",
+            "collected_by",
+            "status",
+            "withdrawn_reason",
+            "withdrawn_at",
+            "withdrawn_by",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
 
 EVIDENCE_SERVER_OWNED = frozenset(
-    {"id", "stored", "original_filename", "collected_by", "withdrawn_at", "withdrawn_by", "created_at", "updated_at", "created_by", "content_name"}
+    {
+        "id",
+        "stored",
+        "original_filename",
+        "collected_by",
+        "withdrawn_at",
+        "withdrawn_by",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "content_name",
+    }
 )
 
 
@@ -308,7 +378,15 @@ class EvidenceCreateSerializer(StrictInputSerializer):
 
 
 class EvidenceUpdateSerializer(StrictInputSerializer):
-    server_owned = EVIDENCE_SERVER_OWNED | {"case", "kind", "sha256", "size_bytes", "external_uri", "content", "collected_at"}
+    server_owned = EVIDENCE_SERVER_OWNED | {
+        "case",
+        "kind",
+        "sha256",
+        "size_bytes",
+        "external_uri",
+        "content",
+        "collected_at",
+    }
     description = serializers.CharField(allow_blank=True, max_length=20000, required=False)
     lead = serializers.PrimaryKeyRelatedField(queryset=Lead.objects.none(), required=False, allow_null=True)
     media_type = serializers.CharField(max_length=127, required=False)
@@ -329,8 +407,17 @@ class CustodyEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = CustodyEvent
         fields = [
-            "id", "evidence", "action", "actor", "from_party", "to_party", "location", "occurred_at",
-            "note", "details", "created_at",
+            "id",
+            "evidence",
+            "action",
+            "actor",
+            "from_party",
+            "to_party",
+            "location",
+            "occurred_at",
+            "note",
+            "details",
+            "created_at",
         ]
         read_only_fields = fields
 

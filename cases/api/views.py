@@ -38,7 +38,13 @@ _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 @extend_schema(
     request=s.LoginSerializer,
-    responses={200: s.TokenSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 429: ErrorSerializer},
+    responses={
+        200: s.TokenSerializer,
+        400: ErrorSerializer,
+        401: ErrorSerializer,
+        403: ErrorSerializer,
+        429: ErrorSerializer,
+    },
     auth=[],
 )
 class LoginView(APIView):
@@ -220,7 +226,9 @@ class LeadDetailView(generics.RetrieveUpdateAPIView):
         return Response(s.LeadWithHitsSerializer(lead, context={"hits": hits}).data)
 
 
-@extend_schema(request=s.DeconflictionCheckSerializer, responses={200: s.DeconflictionResultSerializer, **ERROR_RESPONSES})
+@extend_schema(
+    request=s.DeconflictionCheckSerializer, responses={200: s.DeconflictionResultSerializer, **ERROR_RESPONSES}
+)
 class DeconflictionCheckView(APIView):
     def post(self, request: Request) -> Response:
         payload = s.DeconflictionCheckSerializer(data=request.data)
@@ -262,7 +270,9 @@ class EvidenceListCreateView(AuditedListMixin, generics.ListCreateAPIView):
 
 @extend_schema_view(
     get=extend_schema(responses={200: s.EvidenceOutputSerializer, **ERROR_RESPONSES}),
-    patch=extend_schema(request=s.EvidenceUpdateSerializer, responses={200: s.EvidenceOutputSerializer, **ERROR_RESPONSES}),
+    patch=extend_schema(
+        request=s.EvidenceUpdateSerializer, responses={200: s.EvidenceOutputSerializer, **ERROR_RESPONSES}
+    ),
 )
 class EvidenceDetailView(generics.RetrieveUpdateAPIView):
     http_method_names = ["get", "patch", "head", "options"]
@@ -302,11 +312,16 @@ class EvidenceContentView(APIView):
             raise Conflict(services.EVIDENCE_NOT_STORED)
         handle = storages["evidence"].open(item.content_name, "rb")
         audit_record(
-            actor=request.user, action=AuditAction.EVIDENCE_DOWNLOADED, target=item, case_id=item.case_id,
+            actor=request.user,
+            action=AuditAction.EVIDENCE_DOWNLOADED,
+            target=item,
+            case_id=item.case_id,
             changes={"sha256": item.sha256, "size_bytes": item.size_bytes},
         )
         response = FileResponse(
-            handle, as_attachment=True, filename=safe_download_name(item.original_filename, f"{item.pk}.bin"),
+            handle,
+            as_attachment=True,
+            filename=safe_download_name(item.original_filename, f"{item.pk}.bin"),
             content_type="application/octet-stream",
         )
         response["ETag"] = f'"{item.sha256}"'

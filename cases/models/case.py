@@ -46,12 +46,8 @@ class Case(models.Model):
     status = models.CharField(max_length=24, choices=CaseStatus.choices, default=CaseStatus.OPEN)
     priority = models.CharField(max_length=10, choices=CasePriority.choices, default=CasePriority.NORMAL)
     summary = models.TextField(blank=True)
-    lead_investigator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases_led"
-    )
-    parent = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
-    )
+    lead_investigator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases_led")
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -77,9 +73,7 @@ class CaseNumberCounter(models.Model):
     last_value = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["agency", "year"], name="case_counter_agency_year_uniq")
-        ]
+        constraints = [models.UniqueConstraint(fields=["agency", "year"], name="case_counter_agency_year_uniq")]
 
     def __str__(self) -> str:
         return f"{self.agency_id}/{self.year}: {self.last_value}"

@@ -33,9 +33,7 @@ class EvidenceItem(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="evidence")
-    lead = models.ForeignKey(
-        "cases.Lead", on_delete=models.PROTECT, null=True, blank=True, related_name="evidence"
-    )
+    lead = models.ForeignKey("cases.Lead", on_delete=models.PROTECT, null=True, blank=True, related_name="evidence")
     kind = models.CharField(max_length=24, choices=EvidenceKind.choices)
     description = models.TextField(blank=True)
     content_name = models.CharField(max_length=255, blank=True, editable=False)

@@ -106,9 +106,7 @@ class DeconflictionHit(models.Model):
     identifier = models.ForeignKey(Identifier, on_delete=models.PROTECT, related_name="+")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     requesting_agency = models.ForeignKey("cases.Agency", on_delete=models.PROTECT, related_name="+")
-    requesting_case = models.ForeignKey(
-        "cases.Case", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    requesting_case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     matched_case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="+")
     matched_agency = models.ForeignKey("cases.Agency", on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

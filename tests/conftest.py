@@ -1,0 +1,171 @@
+"""Shared fixtures: fast hashing, isolated evidence storage, append-only-aware flushes, and
+the personas every permission test uses."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.db import connections
+from django.test import TransactionTestCase
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from caseapi.appendonly import append_only_trigger_sql, drop_append_only_trigger_sql
+from cases import services
+from cases.models import AgencyKind, AuthToken, Case, Role, TeamRole
+from cases.tokens import token_digest
+from tests.factories import AgencyFactory, CaseFactory, UserFactory
+
+APPEND_ONLY_TABLES = ("cases_custodyevent", "audit_auditevent")
+
+IS_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _patch_transactional_flush() -> None:
+    """TransactionTestCase empties tables between tests; the append-only triggers would
+    refuse. Around that flush only, PostgreSQL runs in replica mode (triggers off) and
+    SQLite's triggers are dropped and recreated."""
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self: Any) -> None:
+        for alias in connections:
+            conn = connections[alias]
+            with conn.cursor() as cursor:
+                if conn.vendor == "postgresql":
+                    cursor.execute("SET session_replication_role = replica")
+                else:
+                    for table in APPEND_ONLY_TABLES:
+                        for sql in drop_append_only_trigger_sql(table, conn.vendor):
+                            cursor.execute(sql)
+        try:
+            original(self)
+        finally:
+            for alias in connections:
+                conn = connections[alias]
+                with conn.cursor() as cursor:
+                    if conn.vendor == "postgresql":
+                        cursor.execute("SET session_replication_role = DEFAULT")
+                    else:
+                        for table in APPEND_ONLY_TABLES:
+                            for sql in append_only_trigger_sql(table, conn.vendor):
+                                cursor.execute(sql)
+
+    TransactionTestCase._fixture_teardown = teardown
+
+
+_patch_transactional_flush()
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings: Any, tmp_path: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "evidence": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "evidence")},
+        },
+    }
+    settings.FILE_UPLOAD_TEMP_DIR = None
+    cache.clear()
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    vendor = django_settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL; this run is on " + vendor)
+    for item in items:
+        if "postgres_only" in item.keywords and vendor != "postgresql":
+            item.add_marker(skip_pg)
+
+
+@dataclass
+class World:
+    """Named personas, healthchecks-style:
+
+    - agency A (MCSO): `lead` opened `case` and leads it; `teammate` is an investigator on the
+      team; `viewer` can only view; `investigator` is in agency A but not on the team;
+      `supervisor`, `auditor`, `admin` hold those roles in agency A.
+    - agency B (RCPD): `outsider` investigator and `outsider_supervisor`; `other_case` is theirs.
+    - prosecutor's office (SAO): `prosecutor`.
+    """
+
+    agency_a: Any
+    agency_b: Any
+    agency_p: Any
+    lead: Any
+    teammate: Any
+    viewer: Any
+    investigator: Any
+    supervisor: Any
+    auditor: Any
+    admin: Any
+    prosecutor: Any
+    outsider: Any
+    outsider_supervisor: Any
+    case: Case
+    other_case: Case
+
+
+@pytest.fixture
+def world(db: Any) -> World:
+    agency_a = AgencyFactory(code="MCSO", name="Metro County Sheriff")
+    agency_b = AgencyFactory(code="RCPD", name="River City Police")
+    agency_p = AgencyFactory(code="SAO", name="State Attorney", kind=AgencyKind.PROSECUTOR)
+    lead = UserFactory(username="lena_lead", agency=agency_a, role=Role.INVESTIGATOR)
+    teammate = UserFactory(username="tom_team", agency=agency_a, role=Role.INVESTIGATOR)
+    viewer = UserFactory(username="vic_viewer", agency=agency_a, role=Role.INVESTIGATOR)
+    investigator = UserFactory(username="ivy_noteam", agency=agency_a, role=Role.INVESTIGATOR)
+    supervisor = UserFactory(username="sam_super", agency=agency_a, role=Role.SUPERVISOR)
+    auditor = UserFactory(username="aud_audit", agency=agency_a, role=Role.AUDITOR)
+    admin = UserFactory(username="ada_admin", agency=agency_a, role=Role.AGENCY_ADMIN)
+    prosecutor = UserFactory(username="pat_pros", agency=agency_p, role=Role.PROSECUTOR)
+    outsider = UserFactory(username="otto_out", agency=agency_b, role=Role.INVESTIGATOR)
+    outsider_supervisor = UserFactory(username="olga_outsup", agency=agency_b, role=Role.SUPERVISOR)
+    case = CaseFactory(actor=lead, title="Operation Nightfall")
+    services.team_member_set(actor=lead, case=case, user=teammate, role=TeamRole.INVESTIGATOR)
+    services.team_member_set(actor=lead, case=case, user=viewer, role=TeamRole.VIEWER)
+    other_case = CaseFactory(actor=outsider, title="River sting")
+    return World(
+        agency_a=agency_a,
+        agency_b=agency_b,
+        agency_p=agency_p,
+        lead=lead,
+        teammate=teammate,
+        viewer=viewer,
+        investigator=investigator,
+        supervisor=supervisor,
+        auditor=auditor,
+        admin=admin,
+        prosecutor=prosecutor,
+        outsider=outsider,
+        outsider_supervisor=outsider_supervisor,
+        case=case,
+        other_case=other_case,
+    )
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def client_for(user: Any) -> APIClient:
+    """An API client authenticated with a real token issued for `user`."""
+    key = secrets.token_urlsafe(32)
+    AuthToken.objects.create(
+        user=user, digest=token_digest(key), prefix=key[:8], expires_at=timezone.now() + django_settings.AUTH_TOKEN_TTL
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+@pytest.fixture
+def as_user() -> Any:
+    return client_for
