@@ -248,10 +248,7 @@ def user_ensure(
 @transaction.atomic
 def account_unlock(*, user: AbstractBaseUser, actor: AbstractBaseUser | None) -> None:
     profile = Profile.objects.select_for_update().get(user=user)
-    if actor is not None and not actor.is_superuser:
-        _require(
-            Role.AGENCY_ADMIN in selectors.user_roles(actor) and selectors.user_agency_id(actor) == profile.agency_id
-        )
+    _require_agency_admin_over(actor, profile.agency_id)
     before = snapshot(profile, ["failed_logins", "locked_until"])
     profile.failed_logins = 0
     profile.failed_window_started_at = None
@@ -263,6 +260,32 @@ def account_unlock(*, user: AbstractBaseUser, actor: AbstractBaseUser | None) ->
         agency_id=profile.agency_id,
         target=user,
         changes=diff(profile, ["failed_logins", "locked_until"], before),
+    )
+
+
+def _require_agency_admin_over(actor: AbstractBaseUser | None, agency_id: int) -> None:
+    """Superusers and command-line callers (actor None) may act on anyone; an agency admin only
+    on people of their own agency."""
+    if actor is None or actor.is_superuser:
+        return
+    _require(Role.AGENCY_ADMIN in selectors.user_roles(actor) and selectors.user_agency_id(actor) == agency_id)
+
+
+@transaction.atomic
+def user_set_active(*, actor: AbstractBaseUser | None, user: AbstractBaseUser, active: bool) -> None:
+    """Deactivate (or reactivate) an account; its tokens stop working at once."""
+    profile = Profile.objects.select_for_update().get(user=user)
+    _require_agency_admin_over(actor, profile.agency_id)
+    if user.is_active == active:
+        return
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    audit_record(
+        action=AuditAction.USER_UPDATED,
+        actor=actor,
+        agency_id=profile.agency_id,
+        target=user,
+        changes={"is_active": [not active, active]},
     )
 
 
