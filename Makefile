@@ -52,7 +52,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --no-input
 
 demo: install
-	$(BIN)/python manage.py seed_demo
+	DEBUG=1 $(BIN)/python manage.py seed_demo
 
 worker: install
 	$(BIN)/celery -A caseapi worker --loglevel=INFO

@@ -143,9 +143,9 @@ def agency_ensure(*, code: str, name: str, kind: str, actor: AbstractBaseUser | 
                 changes=diff(existing, ["name"], before),
             )
         return existing, False
-    group, _ = Group.objects.get_or_create(name=f"{code} supervisors")
-    agency = Agency(code=code, name=name, kind=kind, supervisors=group)
-    agency.full_clean()
+    agency = Agency(code=code, name=name, kind=kind)
+    agency.full_clean(exclude=["supervisors"])
+    agency.supervisors, _ = Group.objects.get_or_create(name=f"{code} supervisors")
     agency.save()
     audit_record(
         action=AuditAction.AGENCY_CREATED,
@@ -220,6 +220,8 @@ def user_ensure(
             )
         elif profile.agency_id != agency.pk:
             old_code = profile.agency.code
+            # Leaving an agency ends its supervisors' access to that agency's cases.
+            user.groups.remove(profile.agency.supervisors)
             profile.agency = agency
             profile.save(update_fields=["agency"])
             audit_record(
@@ -234,7 +236,7 @@ def user_ensure(
             user.save(update_fields=["password"])
             audit_record(action=AuditAction.USER_PASSWORD_CHANGED, actor=actor, agency_id=agency.pk, target=user)
     old_roles = _set_role(user, agency, role)
-    if old_roles != [role]:
+    if not created and old_roles != [role]:
         audit_record(
             action=AuditAction.USER_ROLE_CHANGED,
             actor=actor,

@@ -1,0 +1,1 @@
+"""`manage.py add_agency`, `add_user` and `seed_demo`."""
