@@ -18,7 +18,8 @@ class RequestContext:
 
 
 _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(
-    "audit_request_context", default=RequestContext()  # noqa: B039 - frozen, immutable
+    "audit_request_context",
+    default=RequestContext(),  # noqa: B039 - frozen, immutable
 )
 
 

@@ -54,6 +54,9 @@ class AuditAction(models.TextChoices):
     CUSTODY_LISTED = "custody.listed"
     # 900s: the audit log itself
     AUDIT_LISTED = "audit.listed"
+    AUDIT_PROOF_READ = "audit.proof_read"
+    AUDIT_CHECKPOINT_CREATED = "audit.checkpoint_created"
+    AUDIT_VERIFIED = "audit.verified"
     AUDIT_TAMPER_ATTEMPT = "audit.tamper_attempt"
 
 
@@ -82,10 +85,16 @@ class AuditEvent(AppendOnlyModel):
     request_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
+    # Chain fields, filled once by the sequencer (audit.sealing); the trigger allows nothing else.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    entry_hash = models.CharField(max_length=64, blank=True, editable=False)
+    sealed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
         indexes = [
+            models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed_idx"),
             models.Index(fields=["case_id", "id"], name="audit_case_id_idx"),
             models.Index(fields=["agency", "id"], name="audit_agency_id_idx"),
             models.Index(fields=["actor", "id"], name="audit_actor_id_idx"),
@@ -94,3 +103,50 @@ class AuditEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} by {self.actor_name or '-'}"
+
+
+class ChainHead(models.Model):
+    """The sequencer's lock and cursor: one row, taken FOR UPDATE by whoever seals. `size` and
+    `last_hash` are a cache of the chain's tail; verification never trusts them."""
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON)
+    size = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="00" * 32)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"audit chain: {self.size} sealed"
+
+
+class TreeNode(AppendOnlyModel):
+    """The hash of the perfect subtree of 2^level leaves starting at leaf index * 2^level."""
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["level", "index"], name="audit_treenode_uniq")]
+
+    def __str__(self) -> str:
+        return f"node L{self.level}#{self.index}"
+
+
+class Checkpoint(AppendOnlyModel):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note) over the first `tree_size`
+    sealed events."""
+
+    tree_size = models.BigIntegerField(unique=True)
+    root_hash = models.CharField(max_length=64)
+    signed_note = models.TextField()
+    key_name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-tree_size"]
+        get_latest_by = "tree_size"
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.tree_size}"

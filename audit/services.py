@@ -3,13 +3,22 @@ rolled-back change leaves no event and no committed change lacks one."""
 
 from __future__ import annotations
 
+import logging
+import math
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
-from audit import context
-from audit.models import AuditAction, AuditEvent
+from audit import context, note, sealing, signing, tree
+from audit.models import AuditAction, AuditEvent, ChainHead, Checkpoint
+from audit.sinks import get_sink
+from audit.verify import VerifyResult, verify_log
+
+logger = logging.getLogger(__name__)
 
 
 def _jsonable(value: Any) -> Any:
@@ -17,7 +26,11 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")  # PostgreSQL's jsonb cannot hold NUL
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float):
         return value
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -47,7 +60,7 @@ def audit_record(
         profile = getattr(actor, "profile", None)
         agency_id = profile.agency_id if profile is not None else None
     ctx = context.current()
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         actor=actor if actor is not None and actor.pk else None,
         actor_name=(actor_name if actor_name is not None else getattr(actor, "username", ""))[:150],
         agency_id=agency_id,
@@ -60,6 +73,21 @@ def audit_record(
         ip=ctx.ip,
         user_agent=ctx.user_agent,
     )
+    if settings.AUDIT_SEAL_ON_COMMIT:
+        _schedule_seal()
+    return event
+
+
+def _seal_after_commit() -> None:
+    sealing.seal_pending()
+
+
+def _schedule_seal() -> None:
+    """Seal in-process once the current transaction commits (once per transaction)."""
+    conn = transaction.get_connection()
+    if conn.in_atomic_block and any(func is _seal_after_commit for _, func, _ in conn.run_on_commit):
+        return
+    transaction.on_commit(_seal_after_commit, robust=True)
 
 
 def diff(instance: Any, fields: list[str], before: dict[str, Any]) -> dict[str, list[Any]]:
@@ -75,3 +103,51 @@ def diff(instance: Any, fields: list[str], before: dict[str, Any]) -> dict[str, 
 
 def snapshot(instance: Any, fields: list[str]) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in fields}
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    checkpoint: Any
+    created: bool
+
+
+def checkpoint_create(*, actor: AbstractBaseUser | None = None) -> CheckpointResult:
+    """Seal what is committed, then sign a checkpoint over the whole sealed log, store it
+    (append-only) and write it to the external sink. If nothing was sealed since the latest
+    checkpoint, that one is returned. A checkpoint asked for by a person is audited."""
+    sealing.seal_pending()
+    signer = signing.signer()
+    with transaction.atomic():
+        head = ChainHead.objects.select_for_update().get(pk=ChainHead.SINGLETON)
+        latest = Checkpoint.objects.filter(tree_size=head.size).first()
+        if latest is not None:
+            return CheckpointResult(latest, False)
+        root = tree.root_at(head.size)
+        body = note.CheckpointBody(origin=settings.AUDIT_LOG_ORIGIN, tree_size=head.size, root_hash=root)
+        checkpoint = Checkpoint.objects.create(
+            tree_size=head.size, root_hash=root.hex(), signed_note=signer.sign(body.text()), key_name=signer.name
+        )
+        if actor is not None:
+            audit_record(
+                action=AuditAction.AUDIT_CHECKPOINT_CREATED,
+                actor=actor,
+                target=checkpoint,
+                changes={"tree_size": head.size, "root_hash": root.hex()},
+            )
+        transaction.on_commit(lambda: get_sink().write(checkpoint.tree_size, checkpoint.signed_note))
+    return CheckpointResult(checkpoint, True)
+
+
+def audit_verify(*, actor: AbstractBaseUser | None) -> VerifyResult:
+    """Recompute and check the whole log (audit.verify); the check itself is recorded."""
+    result = verify_log()
+    if not result.ok:
+        logger.error(
+            "audit log verification FAILED at seq %s: %s", result.first_bad_seq, "; ".join(result.problems[:5])
+        )
+    audit_record(
+        action=AuditAction.AUDIT_VERIFIED,
+        actor=actor,
+        changes={"ok": result.ok, "checked": result.checked, "first_bad_seq": result.first_bad_seq},
+    )
+    return result

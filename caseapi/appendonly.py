@@ -135,6 +135,46 @@ def drop_immutable_columns_trigger_sql(table: str, vendor: str) -> list[str]:
     return [f"DROP TRIGGER IF EXISTS {name};"]
 
 
+def sealable_trigger_sql(table: str, fixed_columns: list[str], vendor: str) -> list[str]:
+    """Like append_only_trigger_sql, except that one UPDATE is allowed: filling the chain
+    fields of a row not yet sealed (OLD.seq IS NULL, NEW.seq set) while every column in
+    `fixed_columns` stays exactly as it was."""
+    if vendor == "postgresql":
+        fn = _pg_function(table)
+        same = " AND ".join(f"NEW.{c} IS NOT DISTINCT FROM OLD.{c}" for c in fixed_columns)
+        return [
+            f"""
+            CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'UPDATE' AND OLD.seq IS NULL AND NEW.seq IS NOT NULL AND {same} THEN
+                    RETURN NEW;
+                END IF;
+                RAISE EXCEPTION '{table} is append-only: % refused', TG_OP
+                    USING ERRCODE = 'insufficient_privilege';
+            END;
+            $$;
+            """,
+            f"DROP TRIGGER IF EXISTS {table}_no_update_delete ON {table};",
+            f"CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {fn}();",
+            f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {fn}();",
+        ]
+    if vendor == "sqlite":
+        same = " AND ".join(f"NEW.{c} IS OLD.{c}" for c in fixed_columns)
+        return [
+            f"DROP TRIGGER IF EXISTS {table}_no_update;",
+            f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+            f"WHEN NOT (OLD.seq IS NULL AND NEW.seq IS NOT NULL AND {same}) "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: UPDATE refused'); END;",
+            f"DROP TRIGGER IF EXISTS {table}_no_delete;",
+            f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END;",
+        ]
+    raise NotImplementedError(f"append-only triggers are not written for {vendor}")
+
+
 def run_sql_builder(builder: Any, *args: Any) -> Any:
     """A migration-friendly callable that runs the statements `builder(*args, vendor)` yields."""
 

@@ -7,6 +7,7 @@ import logging
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,36 @@ def _check_broker() -> str | None:
     return None
 
 
+def _check_audit() -> list[str]:
+    """Sealing and checkpointing must keep up within their configured bounds."""
+    from audit.models import AuditEvent, Checkpoint
+    from audit.sealing import sealing_lag
+
+    problems = []
+    try:
+        lag = sealing_lag().total_seconds()
+        if lag > settings.AUDIT_MAX_SEAL_LAG_SECONDS:
+            problems.append(f"audit sealing lags by {lag:.0f}s (bound {settings.AUDIT_MAX_SEAL_LAG_SECONDS}s)")
+        latest = Checkpoint.objects.order_by("-tree_size").values_list("tree_size", "created_at").first()
+        covered = latest[0] if latest else 0
+        uncovered = (
+            AuditEvent.objects.filter(seq__gt=covered).order_by("seq").values_list("sealed_at", flat=True).first()
+        )
+        if uncovered is not None:
+            age = (timezone.now() - uncovered).total_seconds()
+            if age > settings.AUDIT_MAX_CHECKPOINT_AGE_SECONDS:
+                problems.append(
+                    f"audit checkpoint is {age:.0f}s behind (bound {settings.AUDIT_MAX_CHECKPOINT_AGE_SECONDS}s)"
+                )
+    except Exception as exc:  # noqa: BLE001 - a failing check means not ready
+        problems.append(f"audit: {exc.__class__.__name__}")
+    return problems
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
     problems = [p for p in (_check_database(), _check_broker()) if p]
+    if not problems:
+        problems += _check_audit()
     if problems:
         logger.error("not ready: %s", "; ".join(problems))
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503)

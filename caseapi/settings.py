@@ -86,7 +86,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE transactions take the write lock up front, so concurrent writers
     # queue on busy_timeout instead of failing on a lock upgrade.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+    # REPLACE deletes the old row silently unless recursive triggers are on: with them, the
+    # append-only DELETE triggers refuse it too.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA recursive_triggers = ON;"}
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _timeout_ms = envint("DB_STATEMENT_TIMEOUT_MS", 30000, minimum=0)
@@ -108,7 +112,7 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "cases.authentication.LockoutModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 GUARDIAN_USER_OBJ_PERMS_MODEL = "cases.CaseUserObjectPermission"
@@ -200,6 +204,20 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Audit log: chain sealing, signed checkpoints and their external sink (docs/audit.md).
+AUDIT_LOG_ORIGIN = envstr("AUDIT_LOG_ORIGIN", "caseapi.local/audit")
+AUDIT_SIGNING_KEY = envstr("AUDIT_SIGNING_KEY")
+AUDIT_SIGNING_KEY_FILE = envstr("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-signing.key"))
+AUDIT_CHECKPOINT_DIR = envstr("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints"))
+AUDIT_CHECKPOINT_SINK = envstr("AUDIT_CHECKPOINT_SINK", "audit.sinks.DirectorySink")
+AUDIT_SEAL_BATCH = envint("AUDIT_SEAL_BATCH", 1000, minimum=1)
+# Seal right after each audited transaction commits, in-process. On by default when tasks run
+# in-process (no broker); with a broker, the sequencer (manage.py audit_sequencer, or the
+# beat task) seals instead.
+AUDIT_SEAL_ON_COMMIT = envbool("AUDIT_SEAL_ON_COMMIT", not envstr("CELERY_BROKER_URL"))
+AUDIT_MAX_SEAL_LAG_SECONDS = envint("AUDIT_MAX_SEAL_LAG_SECONDS", 30, minimum=1)
+AUDIT_MAX_CHECKPOINT_AGE_SECONDS = envint("AUDIT_MAX_CHECKPOINT_AGE_SECONDS", 300, minimum=1)
+
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Celery: without a broker, tasks run eagerly in the calling process.
@@ -214,6 +232,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
+    "audit-seal": {"task": "audit.tasks.audit_seal", "schedule": timedelta(seconds=2)},
+    "audit-checkpoint": {"task": "audit.tasks.audit_checkpoint", "schedule": timedelta(minutes=1)},
     "evidence-fixity-sweep": {
         "task": "cases.tasks.evidence_fixity_sweep",
         "schedule": timedelta(hours=envint("EVIDENCE_FIXITY_SWEEP_HOURS", 24, minimum=1)),

@@ -4,6 +4,7 @@ ways is one Identifier row. Phones become E.164 through `phonenumbers`."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import phonenumbers
 from django.conf import settings
@@ -40,7 +41,7 @@ def normalize(kind: str, value: str) -> str:
         raise ValidationError(
             KIND_UNKNOWN.format(kind=kind, kinds=", ".join(IdentifierKind.values)), code="invalid_kind"
         )
-    value = (value or "").strip()
+    value = unicodedata.normalize("NFKC", value or "").strip()
     if not value:
         raise ValidationError(VALUE_EMPTY, code="blank")
     if len(value) > MAX_VALUE_LENGTH:
@@ -54,7 +55,7 @@ def normalize(kind: str, value: str) -> str:
         except ValidationError as exc:
             raise ValidationError(EMAIL_INVALID.format(value=value), code="invalid_email") from exc
         return lowered
-    handle = value.lstrip("@$").lower()
+    handle = value.lstrip("@$").casefold()
     if not _HANDLE.match(handle):
         raise ValidationError(HANDLE_INVALID.format(value=value), code="invalid_handle")
     return handle

@@ -4,10 +4,11 @@ one transaction. Services are keyword-only and raise domain errors with constant
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.exceptions import AuthenticationFailed, NotFound, PermissionDenied
 
 from audit.models import AuditAction
 from audit.services import audit_record, diff, snapshot
@@ -52,6 +53,7 @@ from cases.permissions import SUPERVISOR_GROUP_PERMS, TEAM_ROLE_PERMS, CasePerm,
 from cases.tokens import token_digest
 
 User = get_user_model()
+logger = logging.getLogger(__name__)
 
 # Domain error messages (tests assert these constants).
 NOT_ALLOWED = "You do not have permission to perform this action."
@@ -73,6 +75,9 @@ EVIDENCE_SHA256_FORMAT = "A SHA-256 is 64 hexadecimal characters."
 EVIDENCE_WITHDRAWN = "This evidence item is withdrawn; it can no longer be changed."
 EVIDENCE_WITHDRAW_REASON = "Withdrawing evidence needs a withdrawn_reason."
 EVIDENCE_NOT_STORED = "This item is a reference to an external system; there is no stored content to re-hash."
+EVIDENCE_CONTENT_MISSING = "The stored content of this item cannot be read; report it to the evidence custodian."
+EVIDENCE_COLLECTED_IN_FUTURE = "collected_at cannot be in the future."
+LEAD_SEEN_ORDER = "last_seen_at cannot be earlier than first_seen_at."
 EVIDENCE_CONTENT_OR_REFERENCE = "Give either uploaded content or an external_uri with its sha256 and size_bytes."
 CUSTODY_ACTION_RESERVED = "A verified custody event is recorded by the verify action only."
 LOGIN_INVALID = "Invalid username or password."
@@ -99,6 +104,7 @@ PRIORITY_WEIGHTS: dict[str, int] = {
     "repeat_contact": 10,
 }
 SYSTEM_USERNAME = "_system"
+CLOCK_SKEW = timedelta(minutes=5)
 HASH_CHUNK = 1024 * 1024
 
 
@@ -192,8 +198,13 @@ def user_ensure(
     and password; idempotent. Every change is audited."""
     if role not in Role.values:
         raise ValidationError({"role": [f"Unknown role {role!r}; expected one of: {', '.join(Role.values)}."]})
+    _require_agency_admin_over(actor, agency.pk)
     user = User.objects.select_for_update().filter(username=username).first()
     created = user is None
+    if not created:
+        current = Profile.objects.filter(user=user).values_list("agency_id", flat=True).first()
+        if current is not None:
+            _require_agency_admin_over(actor, current)
     if created:
         user = User(username=username, first_name=first_name, last_name=last_name, email=email, is_staff=True)
         user.full_clean(exclude=["password"])
@@ -300,54 +311,56 @@ class IssuedToken:
     token: AuthToken
 
 
-def auth_login(*, username: str, password: str) -> IssuedToken:
-    """Check credentials with lockout: LOGIN_FAILURE_LIMIT failures within LOGIN_FAILURE_WINDOW
-    lock the account for LOGIN_LOCKOUT_COOLOFF (or until an agency admin unlocks it). Both
-    outcomes are audited; the failure is committed before the error is raised."""
+def auth_check(*, username: str, password: str, via: str) -> AbstractBaseUser:
+    """Check credentials with lockout, for every way in (API token, admin session):
+    LOGIN_FAILURE_LIMIT failures within LOGIN_FAILURE_WINDOW lock the account for
+    LOGIN_LOCKOUT_COOLOFF (or until an agency admin unlocks it). Both outcomes are audited;
+    a failure is committed before its error is raised. Superusers without an agency profile
+    can log in (operators) but have no lockout counter."""
     now = timezone.now()
     outcome: Exception | None = None
     with transaction.atomic():
         user = User.objects.select_for_update().filter(username=username).first()
         profile = Profile.objects.select_for_update().filter(user=user).first() if user else None
         agency_id = profile.agency_id if profile else None
+        known = user is not None and user.is_active and (profile is not None or user.is_superuser)
         if profile is not None and profile.locked_until and profile.locked_until > now:
             audit_record(
                 action=AuditAction.LOGIN_FAILED,
                 actor=user,
                 agency_id=agency_id,
                 target=user,
-                changes={"reason": "account_locked"},
+                changes={"reason": "account_locked", "via": via},
             )
             outcome = Locked()
-        elif user is None or not user.is_active or profile is None:
+        elif not known:
             make_password(password)  # same cost as a real check: no user enumeration by timing
             audit_record(
                 action=AuditAction.LOGIN_FAILED,
                 actor=user if user and user.pk else None,
                 actor_name=username[:150],
                 agency_id=agency_id,
-                changes={"reason": "unknown_or_inactive_user"},
+                changes={"reason": "unknown_or_inactive_user", "via": via},
             )
             outcome = AuthenticationFailed(LOGIN_INVALID, code="invalid_credentials")
         elif not user.check_password(password):
-            if (
-                profile.failed_window_started_at is None
-                or now - profile.failed_window_started_at > settings.LOGIN_FAILURE_WINDOW
-            ):
-                profile.failed_window_started_at = now
-                profile.failed_logins = 0
-            profile.failed_logins += 1
-            fields = ["failed_logins", "failed_window_started_at"]
-            audit_record(
-                action=AuditAction.LOGIN_FAILED,
-                actor=user,
-                agency_id=agency_id,
-                target=user,
-                changes={"reason": "bad_password", "failed_logins": profile.failed_logins},
-            )
-            if profile.failed_logins >= settings.LOGIN_FAILURE_LIMIT:
-                profile.locked_until = now + settings.LOGIN_LOCKOUT_COOLOFF
-                fields.append("locked_until")
+            changes: dict[str, Any] = {"reason": "bad_password", "via": via}
+            if profile is not None:
+                if (
+                    profile.failed_window_started_at is None
+                    or now - profile.failed_window_started_at > settings.LOGIN_FAILURE_WINDOW
+                ):
+                    profile.failed_window_started_at = now
+                    profile.failed_logins = 0
+                profile.failed_logins += 1
+                changes["failed_logins"] = profile.failed_logins
+                fields = ["failed_logins", "failed_window_started_at"]
+                if profile.failed_logins >= settings.LOGIN_FAILURE_LIMIT:
+                    profile.locked_until = now + settings.LOGIN_LOCKOUT_COOLOFF
+                    fields.append("locked_until")
+                profile.save(update_fields=fields)
+            audit_record(action=AuditAction.LOGIN_FAILED, actor=user, agency_id=agency_id, target=user, changes=changes)
+            if profile is not None and "locked_until" in fields:
                 audit_record(
                     action=AuditAction.ACCOUNT_LOCKED,
                     actor=user,
@@ -355,42 +368,66 @@ def auth_login(*, username: str, password: str) -> IssuedToken:
                     target=user,
                     changes={"locked_until": [None, profile.locked_until]},
                 )
-            profile.save(update_fields=fields)
             outcome = AuthenticationFailed(LOGIN_INVALID, code="invalid_credentials")
         else:
-            if profile.failed_logins or profile.locked_until:
+            if profile is not None and (profile.failed_logins or profile.locked_until):
                 profile.failed_logins = 0
                 profile.failed_window_started_at = None
                 profile.locked_until = None
                 profile.save(update_fields=["failed_logins", "failed_window_started_at", "locked_until"])
-            key = secrets.token_urlsafe(32)
-            token = AuthToken.objects.create(
-                user=user, digest=token_digest(key), prefix=key[:8], expires_at=now + settings.AUTH_TOKEN_TTL
-            )
             user.last_login = now
             user.save(update_fields=["last_login"])
-            audit_record(action=AuditAction.LOGIN_SUCCEEDED, actor=user, agency_id=agency_id, target=user)
             audit_record(
-                action=AuditAction.TOKEN_ISSUED,
+                action=AuditAction.LOGIN_SUCCEEDED,
                 actor=user,
                 agency_id=agency_id,
-                target=token,
-                changes={"expires_at": [None, token.expires_at]},
+                target=user,
+                changes={"via": via},
             )
     if outcome is not None:
         raise outcome
+    return user
+
+
+def auth_login(*, username: str, password: str) -> IssuedToken:
+    """Check credentials (auth_check) and issue an API token that expires after AUTH_TOKEN_TTL."""
+    user = auth_check(username=username, password=password, via="api")
+    with transaction.atomic():
+        key = secrets.token_urlsafe(32)
+        token = AuthToken.objects.create(
+            user=user, digest=token_digest(key), prefix=key[:8], expires_at=timezone.now() + settings.AUTH_TOKEN_TTL
+        )
+        audit_record(
+            action=AuditAction.TOKEN_ISSUED,
+            actor=user,
+            agency_id=selectors.user_agency_id(user),
+            target=token,
+            changes={"expires_at": [None, token.expires_at]},
+        )
     return IssuedToken(key=key, token=token)
 
 
 @transaction.atomic
-def token_revoke(*, token: AuthToken, actor: AbstractBaseUser) -> None:
-    token = AuthToken.objects.select_for_update().get(pk=token.pk)
+def token_revoke(*, token: AuthToken, actor: AbstractBaseUser | None) -> None:
+    """Revoke a token: its owner, an agency admin over the owner, a superuser or the command
+    line (actor None) may. Recorded under the owner's agency."""
+    token = AuthToken.objects.select_for_update(of=("self",)).select_related("user", "user__profile").get(pk=token.pk)
+    owner_agency_id = selectors.user_agency_id(token.user)
+    if actor is not None and actor.pk != token.user_id:
+        if owner_agency_id is None:
+            _require(actor.is_superuser)
+        else:
+            _require_agency_admin_over(actor, owner_agency_id)
     if token.revoked_at is not None:
         return
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
     audit_record(
-        action=AuditAction.TOKEN_REVOKED, actor=actor, target=token, changes={"revoked_at": [None, token.revoked_at]}
+        action=AuditAction.TOKEN_REVOKED,
+        actor=actor,
+        agency_id=owner_agency_id,
+        target=token,
+        changes={"revoked_at": [None, token.revoked_at], "owner": token.user.get_username()},
     )
 
 
@@ -570,12 +607,15 @@ def team_member_set(*, actor: AbstractBaseUser, case: Case, user: AbstractBaseUs
 
 
 @transaction.atomic
-def team_member_remove(*, actor: AbstractBaseUser, case: Case, user: AbstractBaseUser) -> None:
+def team_member_remove(*, actor: AbstractBaseUser, case: Case, user_id: int) -> None:
+    """Remove a member (manage_team). The permission is checked before the member is looked
+    up, so the answer reveals nothing about which user ids exist."""
     case = Case.objects.select_for_update().get(pk=case.pk)
     _require(selectors.has_case_perm(actor, case, CasePerm.MANAGE_TEAM))
-    old_role = _member_roles(case).get(user.pk)
+    old_role = _member_roles(case).get(user_id)
     if old_role is None:
-        raise ValidationError({"user": [TEAM_NOT_MEMBER]})
+        raise NotFound(TEAM_NOT_MEMBER)
+    user = User.objects.get(pk=user_id)
     _check_lead_kept(case, user, None)
     case.user_permissions.filter(user=user).delete()
     audit_record(
@@ -705,7 +745,8 @@ def _deconflict(
 def _link_identifiers(
     *, actor: AbstractBaseUser, lead: Lead, pairs: list[tuple[str, str]]
 ) -> tuple[list[str], list[str], list[Identifier]]:
-    """Make the lead's identifiers exactly `pairs`; returns (added, removed, added objects)."""
+    """Make the lead's identifiers exactly `pairs`; returns (old values, new values, the
+    identifiers newly linked)."""
     wanted = _identifiers_get_or_create(pairs) if pairs else []
     current = {li.identifier_id: li for li in lead.lead_identifiers.select_related("identifier")}
     wanted_ids = {i.pk for i in wanted}
@@ -714,11 +755,8 @@ def _link_identifiers(
     LeadIdentifier.objects.bulk_create([LeadIdentifier(lead=lead, identifier=i, added_by=actor) for i in added])
     if removed:
         LeadIdentifier.objects.filter(pk__in=[li.pk for li in removed]).delete()
-    return (
-        [str(i) for i in added],
-        [str(li.identifier) for li in removed],
-        added,
-    )
+    old_values = sorted(str(li.identifier) for li in current.values())
+    return old_values, sorted(str(i) for i in wanted), added
 
 
 LEAD_FIELDS = [
@@ -739,6 +777,8 @@ LEAD_FIELDS = [
 
 
 def _check_assignee(case: Case, lead: Lead) -> None:
+    if lead.first_seen_at and lead.last_seen_at and lead.last_seen_at < lead.first_seen_at:
+        raise ValidationError({"last_seen_at": [LEAD_SEEN_ORDER]})
     if lead.status in (LeadStatus.ASSIGNED, LeadStatus.INVESTIGATING) and lead.assignee_id is None:
         raise ValidationError({"assignee": [LEAD_ASSIGNED_NEEDS_ASSIGNEE]})
     if lead.assignee_id is not None and not selectors.has_case_perm(lead.assignee, case, CasePerm.VIEW):
@@ -762,7 +802,7 @@ def lead_create(
     _check_assignee(case, lead)
     lead.full_clean()
     lead.save(force_insert=True)
-    added, _, added_objs = _link_identifiers(actor=actor, lead=lead, pairs=pairs)
+    _, added, added_objs = _link_identifiers(actor=actor, lead=lead, pairs=pairs)
     changes = {f: [None, v] for f, v in snapshot(lead, LEAD_FIELDS).items() if v not in (None, "", False)}
     changes["identifiers"] = [[], added]
     audit_record(
@@ -800,9 +840,11 @@ def lead_update(
     changes = diff(lead, LEAD_FIELDS, before)
     hits: list[DeconflictionContact] = []
     if identifiers is not None:
-        added, removed, added_objs = _link_identifiers(actor=actor, lead=lead, pairs=identifiers_normalize(identifiers))
-        if added or removed:
-            changes["identifiers"] = {"added": added, "removed": removed}
+        old_values, new_values, added_objs = _link_identifiers(
+            actor=actor, lead=lead, pairs=identifiers_normalize(identifiers)
+        )
+        if old_values != new_values:
+            changes["identifiers"] = [old_values, new_values]
         hits_source = added_objs
     else:
         hits_source = []
@@ -910,6 +952,8 @@ def evidence_create(
     _evidence_intake_checks(actor, case, lead)
     if (upload is None) == (not external_uri):
         raise ValidationError({"non_field_errors": [EVIDENCE_CONTENT_OR_REFERENCE]})
+    if collected_at is not None and collected_at > timezone.now() + CLOCK_SKEW:
+        raise ValidationError({"collected_at": [EVIDENCE_COLLECTED_IN_FUTURE]})
     item = EvidenceItem(
         case=case,
         lead=lead,
@@ -1039,6 +1083,18 @@ def custody_record(
         changes={"evidence": str(item.pk), "action": action, "from": from_party, "to": to_party, "location": location},
     )
     return event
+
+
+def evidence_content_open(*, item: EvidenceItem) -> Any:
+    """An open binary file of the stored content; Conflict if nothing is stored, or if the
+    stored bytes are gone (logged: that is an integrity incident)."""
+    if not item.is_stored:
+        raise Conflict(EVIDENCE_NOT_STORED)
+    try:
+        return storages["evidence"].open(item.content_name, "rb")
+    except OSError as exc:
+        logger.error("stored content of evidence %s cannot be read: %s", item.pk, exc.__class__.__name__)
+        raise Conflict(EVIDENCE_CONTENT_MISSING, code="content_missing") from exc
 
 
 def evidence_rehash(*, item: EvidenceItem) -> str:

@@ -16,33 +16,34 @@ from django.test import TransactionTestCase
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from caseapi.appendonly import append_only_trigger_sql, drop_append_only_trigger_sql
+from audit import signing
 from cases import services
 from cases.models import AgencyKind, AuthToken, Case, Role, TeamRole
 from cases.tokens import token_digest
 from tests.factories import AgencyFactory, CaseFactory, UserFactory
-
-APPEND_ONLY_TABLES = ("cases_custodyevent", "audit_auditevent")
 
 IS_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def _patch_transactional_flush() -> None:
     """TransactionTestCase empties tables between tests; the append-only triggers would
-    refuse. Around that flush only, PostgreSQL runs in replica mode (triggers off) and
-    SQLite's triggers are dropped and recreated."""
+    refuse. Around that flush only, PostgreSQL runs in replica mode (user triggers do not
+    fire) and SQLite's triggers are dropped and then recreated from their own SQL."""
     original = TransactionTestCase._fixture_teardown
 
     def teardown(self: Any) -> None:
+        saved: dict[str, list[str]] = {}
         for alias in connections:
             conn = connections[alias]
             with conn.cursor() as cursor:
                 if conn.vendor == "postgresql":
                     cursor.execute("SET session_replication_role = replica")
                 else:
-                    for table in APPEND_ONLY_TABLES:
-                        for sql in drop_append_only_trigger_sql(table, conn.vendor):
-                            cursor.execute(sql)
+                    cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+                    triggers = cursor.fetchall()
+                    saved[alias] = [sql for _, sql in triggers]
+                    for name, _ in triggers:
+                        cursor.execute(f'DROP TRIGGER "{name}"')
         try:
             original(self)
         finally:
@@ -52,9 +53,12 @@ def _patch_transactional_flush() -> None:
                     if conn.vendor == "postgresql":
                         cursor.execute("SET session_replication_role = DEFAULT")
                     else:
-                        for table in APPEND_ONLY_TABLES:
-                            for sql in append_only_trigger_sql(table, conn.vendor):
-                                cursor.execute(sql)
+                        for sql in saved.get(alias, []):
+                            cursor.execute(sql)
+            # The flush emptied the chain head too; sealing needs its row.
+            from audit.models import ChainHead
+
+            ChainHead.objects.get_or_create(pk=ChainHead.SINGLETON)
 
     TransactionTestCase._fixture_teardown = teardown
 
@@ -73,6 +77,10 @@ def _test_settings(settings: Any, tmp_path: Any) -> None:
         },
     }
     settings.FILE_UPLOAD_TEMP_DIR = None
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
+    settings.AUDIT_SIGNING_KEY = None
+    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "audit-signing.key")
+    signing.signer.cache_clear()
     cache.clear()
 
 

@@ -9,7 +9,7 @@ from audit.models import AuditAction, AuditEvent
 
 class AuditEventFilter(django_filters.FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
-    actor = django_filters.NumberFilter(field_name="actor_id")
+    actor = django_filters.NumberFilter(field_name="actor_id", min_value=1, max_value=2**63 - 1)
     action = django_filters.ChoiceFilter(choices=AuditAction.choices)
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")

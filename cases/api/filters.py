@@ -35,8 +35,8 @@ class LeadFilter(django_filters.FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     status = django_filters.ChoiceFilter(choices=LeadStatus.choices)
     source = django_filters.ChoiceFilter(choices=LeadSource.choices)
-    assignee = django_filters.NumberFilter(field_name="assignee_id")
-    min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte")
+    assignee = django_filters.NumberFilter(field_name="assignee_id", min_value=1, max_value=2**63 - 1)
+    min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte", min_value=0, max_value=100)
     identifier = django_filters.CharFilter(
         method="by_identifier",
         max_length=254,

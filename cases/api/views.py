@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.files.storage import storages
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -23,7 +22,6 @@ from rest_framework.views import APIView
 from audit.models import AuditAction
 from audit.services import audit_record
 from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer
-from caseapi.exceptions import Conflict
 from cases import selectors, services
 from cases.api import serializers as s
 from cases.api.filters import CaseFilter, EvidenceFilter, LeadFilter
@@ -53,6 +51,9 @@ class LoginView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
 
+    def get_authenticate_header(self, request: Request) -> str:
+        return "Token"
+
     def post(self, request: Request) -> Response:
         payload = s.LoginSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -75,8 +76,9 @@ class MeView(APIView):
 
 
 @extend_schema_view(get=extend_schema(responses={200: s.PersonSerializer(many=True), **ERROR_RESPONSES}))
-class UserListView(generics.ListAPIView):
+class UserListView(AuditedListMixin, generics.ListAPIView):
     serializer_class = s.PersonSerializer
+    list_audit_action = AuditAction.USER_LISTED
 
     def get_queryset(self) -> Any:
         return selectors.agency_people(user=self.request.user)
@@ -169,8 +171,7 @@ class CaseTeamView(AuditedListMixin, generics.ListCreateAPIView):
 class CaseTeamMemberView(APIView):
     def delete(self, request: Request, pk: Any, user_id: int) -> Response:
         case = selectors.case_get(user=request.user, case_id=pk)
-        member = generics.get_object_or_404(User.objects.all(), pk=user_id)
-        services.team_member_remove(actor=request.user, case=case, user=member)
+        services.team_member_remove(actor=request.user, case=case, user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -308,9 +309,7 @@ def safe_download_name(name: str, fallback: str) -> str:
 class EvidenceContentView(APIView):
     def get(self, request: Request, pk: Any) -> FileResponse:
         item = selectors.evidence_get(user=request.user, evidence_id=pk)
-        if not item.is_stored:
-            raise Conflict(services.EVIDENCE_NOT_STORED)
-        handle = storages["evidence"].open(item.content_name, "rb")
+        handle = services.evidence_content_open(item=item)
         audit_record(
             actor=request.user,
             action=AuditAction.EVIDENCE_DOWNLOADED,
