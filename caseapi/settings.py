@@ -129,6 +129,7 @@ STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
 
 # Evidence content lives in its own storage (a local folder by default).
 EVIDENCE_ROOT = Path(envstr("EVIDENCE_ROOT", str(VAR_DIR / "evidence")))
+PACKET_ROOT = Path(envstr("PACKET_ROOT", str(VAR_DIR / "packets")))
 EVIDENCE_MAX_UPLOAD_BYTES = envint("EVIDENCE_MAX_UPLOAD_BYTES", 2 * 1024**3, minimum=1)
 STORAGES = {
     "default": {
@@ -138,6 +139,10 @@ STORAGES = {
     "evidence": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(EVIDENCE_ROOT), "file_permissions_mode": 0o440},
+    },
+    "packets": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(PACKET_ROOT), "file_permissions_mode": 0o440},
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

@@ -75,6 +75,10 @@ def _test_settings(settings: Any, tmp_path: Any) -> None:
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": str(tmp_path / "evidence")},
         },
+        "packets": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "packets")},
+        },
     }
     settings.FILE_UPLOAD_TEMP_DIR = None
     settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")

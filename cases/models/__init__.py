@@ -13,6 +13,15 @@ from cases.models.case import (
     TeamRole,
 )
 from cases.models.evidence import CustodyAction, CustodyEvent, EvidenceItem, EvidenceKind, EvidenceStatus
+from cases.models.handoff import (
+    ExportPacket,
+    Handoff,
+    HandoffEvidence,
+    HandoffLead,
+    HandoffStatus,
+    HandoffUserObjectPermission,
+    PacketStatus,
+)
 from cases.models.lead import (
     DeconflictionHit,
     Identifier,
@@ -40,12 +49,19 @@ __all__ = [
     "EvidenceItem",
     "EvidenceKind",
     "EvidenceStatus",
+    "ExportPacket",
+    "Handoff",
+    "HandoffEvidence",
+    "HandoffLead",
+    "HandoffStatus",
+    "HandoffUserObjectPermission",
     "Identifier",
     "IdentifierKind",
     "Lead",
     "LeadIdentifier",
     "LeadSource",
     "LeadStatus",
+    "PacketStatus",
     "Profile",
     "Role",
     "TeamRole",
