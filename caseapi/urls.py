@@ -9,6 +9,7 @@ from caseapi import health
 urlpatterns = [
     path("api/", include("cases.api.urls")),
     path("api/", include("audit.api.urls")),
+    path("api/", include("intercept.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", health.healthz, name="healthz"),

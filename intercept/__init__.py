@@ -1,0 +1,2 @@
+"""Intercept ingest: what bots and ad collectors push (sources, conversations, messages, ads),
+and the analytics built on it."""

@@ -1,0 +1,3 @@
+"""Routes of intercept ingest and analytics."""
+
+urlpatterns: list = []
