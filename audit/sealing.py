@@ -21,13 +21,22 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import chain, tree
-from audit.models import AuditEvent, ChainHead, TreeNode
+from audit.models import AuditEvent, ChainHead
 
 logger = logging.getLogger(__name__)
 
 _SEAL_SQL = (
     "UPDATE audit_auditevent SET seq = %s, prev_hash = %s, entry_hash = %s, sealed_at = %s "
     "WHERE id = %s AND seq IS NULL"
+)
+_SEAL_ARRAYS_SQL = (
+    "UPDATE audit_auditevent AS e SET seq = v.seq, prev_hash = v.prev, entry_hash = v.entry, sealed_at = %s "
+    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS v(seq, prev, entry, id) "
+    "WHERE e.id = v.id AND e.seq IS NULL"
+)
+_NODE_SQL = "INSERT INTO audit_treenode (level, \"index\", hash) VALUES (%s, %s, %s)"
+_NODES_ARRAYS_SQL = (
+    "INSERT INTO audit_treenode (level, \"index\", hash) SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::text[])"
 )
 _ENTRY_FIELDS = (
     "id",
@@ -55,24 +64,37 @@ def seal_batch(limit: int | None = None) -> int:
         if not rows:
             return 0
         compact = tree.CompactRange(head.size, tree.border(head.size))
-        now = timezone.now()
         prev = head.last_hash
         updates = []
-        nodes: list[TreeNode] = []
+        nodes: list[tuple[int, int, str]] = []
         for row in rows:
             seq = compact.size + 1
             digest = chain.entry_hash(prev, chain.canonical_entry({**row, "seq": seq}))
-            updates.append((seq, prev, digest, now, row["id"]))
-            for level, index, h in compact.append(tree.leaf_of(digest)):
-                nodes.append(TreeNode(level=level, index=index, hash=h.hex()))
+            updates.append((seq, prev, digest, row["id"]))
+            nodes.extend((level, index, h.hex()) for level, index, h in compact.append(tree.leaf_of(digest)))
             prev = digest
-        with connection.cursor() as cursor:
-            cursor.executemany(_SEAL_SQL, updates)
-        TreeNode.objects.bulk_create(nodes, batch_size=1000)
+        _write_seals(updates, nodes, timezone.now())
         head.size = compact.size
         head.last_hash = prev
         head.save(update_fields=["size", "last_hash", "updated_at"])
         return len(rows)
+
+
+def _write_seals(updates: list[tuple], nodes: list[tuple[int, int, str]], sealed_at: object) -> None:
+    """Seal the batch and store its subtrees: on PostgreSQL one statement each, with the
+    values as arrays; row by row elsewhere."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            seqs, prevs, entries, ids = (list(column) for column in zip(*updates, strict=True))
+            cursor.execute(_SEAL_ARRAYS_SQL, [sealed_at, seqs, prevs, entries, ids])
+            if cursor.rowcount != len(updates):
+                raise RuntimeError(f"sealed {cursor.rowcount} of {len(updates)} events; the batch is rolled back")
+            if nodes:
+                levels, indexes, hashes = (list(column) for column in zip(*nodes, strict=True))
+                cursor.execute(_NODES_ARRAYS_SQL, [levels, indexes, hashes])
+            return
+        cursor.executemany(_SEAL_SQL, [(seq, prev, entry, sealed_at, pk) for seq, prev, entry, pk in updates])
+        cursor.executemany(_NODE_SQL, nodes)
 
 
 def seal_pending(max_batches: int = 1000) -> int:

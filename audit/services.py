@@ -4,7 +4,6 @@ rolled-back change leaves no event and no committed change lacks one."""
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 
 from audit import context, note, sealing, signing, tree
 from audit.models import AuditAction, AuditEvent, ChainHead, Checkpoint
@@ -27,10 +27,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return [_jsonable(v) for v in value]
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")  # PostgreSQL's jsonb cannot hold NUL
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float):
+        # PostgreSQL's jsonb holds neither NUL nor lone surrogates.
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, float):
+        return repr(value)  # the canonical JSON has no floating-point numbers (audit.chain)
+    if value is None or isinstance(value, bool | int):
         return value
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -50,9 +51,12 @@ def audit_record(
     target_id: str = "",
     case_id: uuid.UUID | None = None,
     changes: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> AuditEvent | None:
     """Insert one event. `agency_id` defaults to the actor's agency (profile must be loaded
-    or it costs one query); `target` fills target type and id from a model instance."""
+    or it costs one query); `target` fills target type and id from a model instance. Returns
+    None only when AUDIT_RECORDING is off (benchmarks; /readyz then fails)."""
+    if not settings.AUDIT_RECORDING:
+        return None
     if target is not None:
         target_type = target_type or target._meta.label_lower
         target_id = target_id or str(target.pk)
@@ -113,15 +117,21 @@ class CheckpointResult:
 
 def checkpoint_create(*, actor: AbstractBaseUser | None = None) -> CheckpointResult:
     """Seal what is committed, then sign a checkpoint over the whole sealed log, store it
-    (append-only) and write it to the external sink. If nothing was sealed since the latest
-    checkpoint, that one is returned. A checkpoint asked for by a person is audited."""
+    (append-only) and write it to the external sink. If nothing happened since the latest
+    checkpoint but checkpointing itself, that one is returned. A checkpoint made at a
+    person's request is audited (and covered by the next one)."""
+    latest = Checkpoint.objects.order_by("-tree_size").first()
+    if latest is not None:
+        newer = AuditEvent.objects.filter(Q(seq__isnull=True) | Q(seq__gt=latest.tree_size))
+        if not newer.exclude(action=AuditAction.AUDIT_CHECKPOINT_CREATED).exists():
+            return CheckpointResult(latest, False)
     sealing.seal_pending()
     signer = signing.signer()
     with transaction.atomic():
         head = ChainHead.objects.select_for_update().get(pk=ChainHead.SINGLETON)
-        latest = Checkpoint.objects.filter(tree_size=head.size).first()
-        if latest is not None:
-            return CheckpointResult(latest, False)
+        existing = Checkpoint.objects.filter(tree_size=head.size).first()
+        if existing is not None:
+            return CheckpointResult(existing, False)
         root = tree.root_at(head.size)
         body = note.CheckpointBody(origin=settings.AUDIT_LOG_ORIGIN, tree_size=head.size, root_hash=root)
         checkpoint = Checkpoint.objects.create(

@@ -221,6 +221,9 @@ AUDIT_SEAL_BATCH = envint("AUDIT_SEAL_BATCH", 1000, minimum=1)
 # in-process (no broker); with a broker, the sequencer (manage.py audit_sequencer, or the
 # beat task) seals instead.
 AUDIT_SEAL_ON_COMMIT = envbool("AUDIT_SEAL_ON_COMMIT", not envstr("CELERY_BROKER_URL"))
+# Benchmarks only (bench/audit.py measures the cost of auditing against this): with recording
+# off, /readyz fails and `manage.py check` errors, so no deployment can run this way unnoticed.
+AUDIT_RECORDING = envbool("AUDIT_RECORDING", True)
 AUDIT_MAX_SEAL_LAG_SECONDS = envint("AUDIT_MAX_SEAL_LAG_SECONDS", 30, minimum=1)
 AUDIT_MAX_CHECKPOINT_AGE_SECONDS = envint("AUDIT_MAX_CHECKPOINT_AGE_SECONDS", 300, minimum=1)
 
