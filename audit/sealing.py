@@ -34,9 +34,9 @@ _SEAL_ARRAYS_SQL = (
     "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS v(seq, prev, entry, id) "
     "WHERE e.id = v.id AND e.seq IS NULL"
 )
-_NODE_SQL = "INSERT INTO audit_treenode (level, \"index\", hash) VALUES (%s, %s, %s)"
+_NODE_SQL = 'INSERT INTO audit_treenode (level, "index", hash) VALUES (%s, %s, %s)'
 _NODES_ARRAYS_SQL = (
-    "INSERT INTO audit_treenode (level, \"index\", hash) SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::text[])"
+    'INSERT INTO audit_treenode (level, "index", hash) SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::text[])'
 )
 _ENTRY_FIELDS = (
     "id",

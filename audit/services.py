@@ -117,11 +117,12 @@ class CheckpointResult:
 
 def checkpoint_create(*, actor: AbstractBaseUser | None = None) -> CheckpointResult:
     """Seal what is committed, then sign a checkpoint over the whole sealed log, store it
-    (append-only) and write it to the external sink. If nothing happened since the latest
-    checkpoint but checkpointing itself, that one is returned. A checkpoint made at a
-    person's request is audited (and covered by the next one)."""
+    (append-only) and write it to the external sink. When nothing happened since the latest
+    checkpoint, that one is returned; for a person's request, "nothing" ignores earlier
+    checkpoint requests, which the next system checkpoint covers. A person's request is
+    audited."""
     latest = Checkpoint.objects.order_by("-tree_size").first()
-    if latest is not None:
+    if latest is not None and actor is not None:
         newer = AuditEvent.objects.filter(Q(seq__isnull=True) | Q(seq__gt=latest.tree_size))
         if not newer.exclude(action=AuditAction.AUDIT_CHECKPOINT_CREATED).exists():
             return CheckpointResult(latest, False)
