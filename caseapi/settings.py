@@ -182,7 +182,10 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_THROTTLE_RATES": {"login": envstr("LOGIN_THROTTLE_RATE", "30/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "login": envstr("LOGIN_THROTTLE_RATE", "30/min"),
+        "packets": envstr("PACKET_THROTTLE_RATE", "10/min"),
+    },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 MAX_PAGE_SIZE = envint("MAX_PAGE_SIZE", 200, minimum=1)

@@ -40,6 +40,10 @@ from cases.models import (
     CustodyEvent,
     DeconflictionHit,
     EvidenceItem,
+    ExportPacket,
+    Handoff,
+    HandoffEvidence,
+    HandoffLead,
     Identifier,
     Lead,
     LeadIdentifier,
@@ -858,8 +862,12 @@ class LeadAdmin(ScopedReadOnlyAdmin):
 
     @admin.display(description="Evidence")
     def evidence_table(self, lead: Lead) -> str:
+        """The lead's evidence the viewer may see: a prosecutor sees a lead through a handoff,
+        and only the items that handoff includes."""
+        viewer = lead.admin_viewer
+        items = EvidenceItem.objects.all() if viewer.is_superuser else selectors.evidence_list(user=viewer)
         return limited_table(
-            EvidenceItem.objects.filter(lead=lead).order_by("-created_at", "id"),
+            items.filter(lead=lead).order_by("-created_at", "id"),
             ("Item", "Description", "SHA-256", "Status", "Collected"),
             lambda item: (
                 admin_link(item, item.kind),
@@ -1102,6 +1110,192 @@ class CustodyEventAdmin(ScopedReadOnlyAdmin):
     @admin.display(description="Case", ordering="evidence__case__number")
     def case_number(self, event: CustodyEvent) -> str:
         return event.evidence.case.number
+
+
+# ---------------------------------------------------------------- handoffs and packets
+
+
+class HandoffItemInline(admin.TabularInline):
+    """The items of a handoff page the viewer may already open, each filtered through the
+    viewer's own lead or evidence scope: a prosecutor sees what the API shows them (nothing
+    while the handoff is back in draft or review). Read-only."""
+
+    extra = 0
+    can_delete = False
+    item_field: ClassVar[str]
+
+    def scoped_items(self, user: AbstractBaseUser) -> QuerySet:
+        raise NotImplementedError
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request).select_related(self.item_field).order_by("id")
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(**{f"{self.item_field}_id__in": self.scoped_items(request.user).values("id")})
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return True
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class HandoffLeadInline(HandoffItemInline):
+    model = HandoffLead
+    item_field = "lead"
+    fields = ("lead",)
+    readonly_fields = ("lead",)
+    verbose_name = "included lead"
+
+    def scoped_items(self, user: AbstractBaseUser) -> QuerySet:
+        return selectors.lead_list(user=user)
+
+
+class HandoffEvidenceInline(HandoffItemInline):
+    model = HandoffEvidence
+    item_field = "evidence"
+    fields = ("evidence", "sha256")
+    readonly_fields = ("evidence", "sha256")
+    verbose_name = "included evidence item"
+    verbose_name_plural = "included evidence"
+
+    def scoped_items(self, user: AbstractBaseUser) -> QuerySet:
+        return selectors.evidence_list(user=user)
+
+    @admin.display(description="SHA-256")
+    def sha256(self, link: HandoffEvidence) -> str:
+        return link.evidence.sha256
+
+
+@admin.register(Handoff)
+class HandoffAdmin(ScopedReadOnlyAdmin):
+    """Handoffs in scope (the case's team, and the addressed prosecutor once it was sent).
+    Workflow steps go through the API so they are reviewed and audited."""
+
+    roles = CASE_ROLES
+    list_audit_action = AuditAction.HANDOFF_LISTED
+    view_audit_action = AuditAction.HANDOFF_VIEWED
+    inlines = (HandoffLeadInline, HandoffEvidenceInline)
+    list_display = ("number", "case_number", "status", "prosecutor", "prosecutor_office", "sent_at", "updated_at")
+    list_select_related = ("case", "prosecutor", "prosecutor_office")
+    list_filter = ("status",)
+    search_fields = ("number", "case__number", "prosecutor__username")
+    fieldsets = (
+        (None, {"fields": ("case", "number", "status", "prosecutor", "prosecutor_office")}),
+        ("Content", {"fields": ("charges_list", "narrative")}),
+        (
+            "Workflow",
+            {
+                "fields": (
+                    "created_by",
+                    "submitted_by",
+                    "submitted_at",
+                    "reviewed_by",
+                    "reviewed_at",
+                    "review_note_shown",
+                    "sent_at",
+                    "acknowledged_at",
+                    "decided_at",
+                    "decision_note",
+                )
+            },
+        ),
+        ("Packets", {"fields": ("packets_table",)}),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = ("charges_list", "review_note_shown", "packets_table")
+
+    def full_queryset(self, request: HttpRequest) -> QuerySet:
+        return Handoff.objects.select_related("case", "prosecutor", "prosecutor_office", "created_by")
+
+    def scoped_queryset(self, request: HttpRequest) -> QuerySet:
+        return selectors.handoff_list(user=request.user)
+
+    def audit_case_id(self, obj: Handoff) -> Any:
+        return obj.case_id
+
+    @admin.display(description="Case", ordering="case__number")
+    def case_number(self, handoff: Handoff) -> str:
+        return handoff.case.number
+
+    @admin.display(description="Charges")
+    def charges_list(self, handoff: Handoff) -> str:
+        rows = [(charge.get("statute", ""), charge.get("text", "")) for charge in handoff.charges or []]
+        return html_table(("Statute", "Text"), rows, "No charges.")
+
+    @admin.display(description="Review note")
+    def review_note_shown(self, handoff: Handoff) -> str:
+        """Internal to the agency: the addressed prosecutor does not see it (as in the API)."""
+        if getattr(handoff, "in_case_scope", True) is False:
+            return "(internal to the agency)"
+        return handoff.review_note or "—"
+
+    @admin.display(description="Export packets")
+    def packets_table(self, handoff: Handoff) -> str:
+        viewer = handoff.admin_viewer
+        packets = ExportPacket.objects.all() if viewer.is_superuser else selectors.packet_list(user=viewer)
+        return limited_table(
+            packets.filter(handoff=handoff).select_related("requested_by").order_by("-created_at", "id"),
+            ("Packet", "Status", "Progress", "SHA-256", "Size", "Requested by", "Requested"),
+            lambda packet: (
+                admin_link(packet, str(packet.pk)[:8]),
+                packet.status,
+                f"{packet.progress}%",
+                f"{packet.sha256[:16]}…" if packet.sha256 else "",
+                packet.size_bytes,
+                packet.requested_by.get_username(),
+                when(packet.created_at),
+            ),
+            "No packets in your scope.",
+            lambda: more_link(ExportPacket, "handoff__exact", handoff.pk, TABLE_LIMIT),
+        )
+
+
+@admin.register(ExportPacket)
+class ExportPacketAdmin(ScopedReadOnlyAdmin):
+    """Packets for the case's leads and supervisors and for the addressed prosecutor (the
+    packet_list selector); downloads go through the API, which audits them."""
+
+    roles = CASE_ROLES
+    list_display = ("short_id", "handoff", "case_number", "status", "progress", "stage", "short_sha256", "created_at")
+    list_select_related = ("handoff__case",)
+    list_filter = ("status",)
+    search_fields = ("sha256", "handoff__number", "handoff__case__number")
+    fieldsets = (
+        (None, {"fields": ("handoff", "status", "progress", "stage", "error", "attempts")}),
+        (
+            "Result",
+            {"fields": ("file_name", "sha256", "size_bytes", "manifest_sha256", "checkpoint_size", "signature")},
+        ),
+        ("Record", {"fields": ("requested_by", "created_at", "started_at", "finished_at")}),
+    )
+
+    def full_queryset(self, request: HttpRequest) -> QuerySet:
+        return ExportPacket.objects.select_related("handoff__case", "requested_by")
+
+    def scoped_queryset(self, request: HttpRequest) -> QuerySet:
+        return selectors.packet_list(user=request.user)
+
+    def audit_case_id(self, obj: ExportPacket) -> Any:
+        return obj.handoff.case_id
+
+    @admin.display(description="Packet")
+    def short_id(self, packet: ExportPacket) -> str:
+        return str(packet.pk)[:8]
+
+    @admin.display(description="Case", ordering="handoff__case__number")
+    def case_number(self, packet: ExportPacket) -> str:
+        return packet.handoff.case.number
+
+    @admin.display(description="SHA-256")
+    def short_sha256(self, packet: ExportPacket) -> str:
+        return f"{packet.sha256[:16]}…" if packet.sha256 else "—"
 
 
 register_remaining("cases")

@@ -1,4 +1,5 @@
-"""Object-permission codenames on Case and what each team role grants, in one place."""
+"""Object-permission codenames (on Case, and on Handoff for prosecutors) and what each team role
+grants, in one place."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ class CasePerm(StrEnum):
     VIEW = "view_case"
     CHANGE = "change_case"
     MANAGE_TEAM = "manage_team"
+
+
+class HandoffPerm(StrEnum):
+    """Held only by the addressed prosecutor (HandoffUserObjectPermission), granted when a
+    supervisor approves the handoff and revoked when it is re-addressed."""
+
+    VIEW = "view_handoff"
 
 
 TEAM_ROLE_PERMS: dict[str, tuple[CasePerm, ...]] = {

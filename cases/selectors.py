@@ -3,6 +3,11 @@ scoped through their case with one subquery, never per-row permission checks.
 
 A global (model-level) permission never widens scope: only guardian object permissions on
 the case, held directly or through a group, put a case in a user's scope.
+
+Prosecutors hold no permission on cases. A prosecutor holds `view_handoff` on each handoff a
+supervisor approved for them; through those handoffs, while they stand sent (or later), they
+see the leads and evidence the handoff currently includes, their custody, and the packets
+built since it was last sent. The case itself stays out of their scope.
 """
 
 from __future__ import annotations
@@ -13,23 +18,37 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from cases import identifiers as ident
 from cases.models import (
+    AgencyKind,
     Case,
     CaseGroupObjectPermission,
     CaseUserObjectPermission,
     CustodyEvent,
     EvidenceItem,
+    ExportPacket,
+    Handoff,
+    HandoffEvidence,
+    HandoffLead,
+    HandoffStatus,
+    HandoffUserObjectPermission,
     Identifier,
     Lead,
     LeadIdentifier,
+    Role,
 )
-from cases.permissions import CasePerm, role_for_perms
+from cases.permissions import CasePerm, HandoffPerm, role_for_perms
 
 User = get_user_model()
+
+HANDOFF_SENT_STATUSES: frozenset[str] = frozenset(
+    {HandoffStatus.SENT, HandoffStatus.ACKNOWLEDGED, HandoffStatus.ACCEPTED, HandoffStatus.DECLINED}
+)
+"""A handoff in one of these has been approved and stands sent: its addressee sees its items
+and may have packets built. A returned handoff is back in draft and shows no items until re-sent."""
 
 
 def user_roles(user: AbstractBaseUser) -> frozenset[str]:
@@ -119,9 +138,34 @@ def case_team(*, case: Case) -> list[dict[str, Any]]:
     return members
 
 
+def handoff_ids_addressed_to(user: AbstractBaseUser) -> QuerySet:
+    """A subquery of the ids of handoffs on which `user` holds `view_handoff` and which are still
+    addressed to them (a handoff re-addressed in draft drops out even before its grant is gone)."""
+    if not user or not user.is_authenticated or not user.is_active:
+        return Handoff.objects.none().values("id")
+    grants = HandoffUserObjectPermission.objects.filter(
+        user_id=user.pk, permission__codename=HandoffPerm.VIEW, permission__content_type__app_label="cases"
+    ).values("content_object_id")
+    return Handoff.objects.filter(id__in=grants, prosecutor_id=user.pk).values("id")
+
+
+def sent_handoff_ids_addressed_to(user: AbstractBaseUser) -> QuerySet:
+    """As `handoff_ids_addressed_to`, limited to handoffs that stand sent (HANDOFF_SENT_STATUSES):
+    the ones whose items and packets the prosecutor may read."""
+    return Handoff.objects.filter(id__in=handoff_ids_addressed_to(user), status__in=HANDOFF_SENT_STATUSES).values("id")
+
+
+def _handed_off(through: type[HandoffLead] | type[HandoffEvidence], column: str, user: AbstractBaseUser) -> Q:
+    """Rows included in a handoff that stands sent to `user`: one nested subquery, no query of
+    its own; it matches nothing for anyone who holds no handoff grant."""
+    included = through.objects.filter(handoff_id__in=sent_handoff_ids_addressed_to(user)).values(column)
+    return Q(id__in=included)
+
+
 def lead_list(*, user: AbstractBaseUser) -> QuerySet[Lead]:
+    """Leads of cases in scope, plus (for a prosecutor) the leads of handoffs sent to them."""
     return (
-        Lead.objects.filter(case_id__in=case_ids_for(user))
+        Lead.objects.filter(Q(case_id__in=case_ids_for(user)) | _handed_off(HandoffLead, "lead_id", user))
         .select_related("case", "case__agency", "assignee")
         .prefetch_related("identifiers")
     )
@@ -132,9 +176,11 @@ def lead_get(*, user: AbstractBaseUser, lead_id: uuid.UUID | str) -> Lead:
 
 
 def evidence_list(*, user: AbstractBaseUser) -> QuerySet[EvidenceItem]:
-    return EvidenceItem.objects.filter(case_id__in=case_ids_for(user)).select_related(
-        "case", "collected_by", "created_by", "withdrawn_by"
-    )
+    """Evidence of cases in scope, plus (for a prosecutor) the items of handoffs sent to them;
+    custody and content are read through an item of this list."""
+    return EvidenceItem.objects.filter(
+        Q(case_id__in=case_ids_for(user)) | _handed_off(HandoffEvidence, "evidence_id", user)
+    ).select_related("case", "collected_by", "created_by", "withdrawn_by")
 
 
 def evidence_get(*, user: AbstractBaseUser, evidence_id: uuid.UUID | str) -> EvidenceItem:
@@ -143,6 +189,60 @@ def evidence_get(*, user: AbstractBaseUser, evidence_id: uuid.UUID | str) -> Evi
 
 def custody_list(*, evidence: EvidenceItem) -> QuerySet[CustodyEvent]:
     return CustodyEvent.objects.filter(evidence=evidence).select_related("actor")
+
+
+def handoff_list(*, user: AbstractBaseUser) -> QuerySet[Handoff]:
+    """Handoffs of cases in scope, plus those addressed to `user` as a prosecutor (in any status
+    since first sent). `in_case_scope` says whether the case itself is in scope: the serializer
+    shows a prosecutor-only reader no internal review note, and no items unless the handoff
+    stands sent. Item ids come in two prefetch queries, whatever the page size."""
+    scope = case_ids_for(user)
+    return (
+        Handoff.objects.filter(Q(case_id__in=scope) | Q(id__in=handoff_ids_addressed_to(user)))
+        .annotate(in_case_scope=Exists(scope.filter(id=OuterRef("case_id"))))
+        .select_related(
+            "case",
+            "prosecutor",
+            "prosecutor_office",
+            "created_by",
+            "submitted_by",
+            "reviewed_by",
+        )
+        .prefetch_related(
+            Prefetch("handoff_leads", queryset=HandoffLead.objects.order_by("id").only("id", "handoff_id", "lead_id")),
+            Prefetch(
+                "handoff_evidence",
+                queryset=HandoffEvidence.objects.order_by("id").only("id", "handoff_id", "evidence_id"),
+            ),
+        )
+    )
+
+
+def handoff_get(*, user: AbstractBaseUser, handoff_id: uuid.UUID | str) -> Handoff:
+    return _get_or_404(handoff_list(user=user), handoff_id)
+
+
+def packet_list(*, user: AbstractBaseUser) -> QuerySet[ExportPacket]:
+    """Packets for the case's leads and supervisors (manage_team on the case), and for the
+    addressed prosecutor those of a handoff standing sent that were requested since it was
+    last sent (a packet built before a return may hold items since removed)."""
+    staff = Q(handoff__case_id__in=case_ids_for(user, CasePerm.MANAGE_TEAM))
+    addressee = Q(handoff_id__in=sent_handoff_ids_addressed_to(user), created_at__gte=F("handoff__sent_at"))
+    return ExportPacket.objects.filter(staff | addressee).select_related("handoff", "handoff__case", "requested_by")
+
+
+def packet_get(*, user: AbstractBaseUser, packet_id: uuid.UUID | str) -> ExportPacket:
+    return _get_or_404(packet_list(user=user), packet_id)
+
+
+def prosecutor_directory() -> QuerySet:
+    """Active prosecutors of prosecutor's offices: who a handoff can be addressed to."""
+    return (
+        User.objects.filter(is_active=True, groups__name=Role.PROSECUTOR, profile__agency__kind=AgencyKind.PROSECUTOR)
+        .select_related("profile", "profile__agency")
+        .prefetch_related("groups")
+        .order_by("profile__agency__code", "username")
+    )
 
 
 def agency_people(*, user: AbstractBaseUser) -> QuerySet:

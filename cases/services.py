@@ -41,15 +41,22 @@ from cases.models import (
     DeconflictionHit,
     EvidenceItem,
     EvidenceStatus,
+    ExportPacket,
+    Handoff,
+    HandoffEvidence,
+    HandoffLead,
+    HandoffStatus,
+    HandoffUserObjectPermission,
     Identifier,
     Lead,
     LeadIdentifier,
     LeadStatus,
+    PacketStatus,
     Profile,
     Role,
     TeamRole,
 )
-from cases.permissions import SUPERVISOR_GROUP_PERMS, TEAM_ROLE_PERMS, CasePerm, role_for_perms
+from cases.permissions import SUPERVISOR_GROUP_PERMS, TEAM_ROLE_PERMS, CasePerm, HandoffPerm, role_for_perms
 from cases.tokens import token_digest
 
 User = get_user_model()
@@ -1138,3 +1145,519 @@ def evidence_verify(*, actor: AbstractBaseUser, item: EvidenceItem, check_perm: 
             changes={"match": match, "computed": computed},
         )
     return event
+
+
+# ---------------------------------------------------------------- handoffs
+
+
+HANDOFF_PROSECUTOR_INVALID = "The addressee must be an active prosecutor of a prosecutor's office."
+HANDOFF_LEAD_OTHER_CASE = "Every lead of a handoff must belong to its case."
+HANDOFF_EVIDENCE_OTHER_CASE = "Every evidence item of a handoff must belong to its case."
+HANDOFF_EVIDENCE_WITHDRAWN = "Withdrawn evidence cannot be included in a handoff."
+HANDOFF_INCLUDES_WITHDRAWN = "The handoff includes withdrawn evidence; remove it before sending."
+HANDOFF_EMPTY = "A handoff needs at least one lead or evidence item before it is sent."
+HANDOFF_NOT_DRAFT = "A handoff can only be changed while it is a draft."
+HANDOFF_TRANSITION = "A handoff cannot go from {old} to {new}."
+HANDOFF_SUBMIT_NOT_ALLOWED = "Only a lead of the case or a supervisor can submit a handoff for review."
+HANDOFF_REVIEW_NOT_SUPERVISOR = "Only a supervisor of the case's agency can review a handoff."
+HANDOFF_REVIEW_SECOND_PERSON = "A handoff must be reviewed by someone who neither drafted nor submitted it."
+HANDOFF_NOT_ADDRESSEE = "Only the prosecutor the handoff is addressed to can do this."
+HANDOFF_NOTE_REQUIRED = "A note is required: say what must change."
+HANDOFF_CHARGES_FORMAT = "Each charge is an object with a non-empty statute and a text."
+HANDOFF_MAX_CHARGES = 100
+HANDOFF_NUMBER_FORMAT = "H{:03d}"
+
+HANDOFF_DECISIONS: dict[str, tuple[str, str]] = {
+    # decision: (new status, audit action)
+    HandoffStatus.ACCEPTED: (HandoffStatus.ACCEPTED, AuditAction.HANDOFF_ACCEPTED),
+    HandoffStatus.DECLINED: (HandoffStatus.DECLINED, AuditAction.HANDOFF_DECLINED),
+    HandoffStatus.RETURNED: (HandoffStatus.DRAFT, AuditAction.HANDOFF_RETURNED),
+}
+"""A returned handoff goes back to draft (its status is never `returned`): the prosecutor's note
+stays in `decision_note` and `decided_at`, the return in the audit log."""
+
+
+def _prosecutor_office(user: AbstractBaseUser) -> Agency:
+    """The prosecutor's office of `user`, or a ValidationError if `user` cannot receive handoffs:
+    active, holding the prosecutor role, in an agency of kind prosecutor."""
+    profile = Profile.objects.select_related("agency").filter(user_id=user.pk).first()
+    if (
+        not user.is_active
+        or profile is None
+        or profile.agency.kind != AgencyKind.PROSECUTOR
+        or not User.objects.filter(pk=user.pk, groups__name=Role.PROSECUTOR).exists()
+    ):
+        raise ValidationError({"prosecutor": [HANDOFF_PROSECUTOR_INVALID]})
+    return profile.agency
+
+
+def _unique(items: Any) -> list[Any]:
+    seen: dict[Any, Any] = {}
+    for item in items or ():
+        seen.setdefault(item.pk, item)
+    return list(seen.values())
+
+
+def _check_items(case: Case, leads: list[Lead], evidence: list[EvidenceItem]) -> None:
+    if any(lead.case_id != case.pk for lead in leads):
+        raise ValidationError({"leads": [HANDOFF_LEAD_OTHER_CASE]})
+    if any(item.case_id != case.pk for item in evidence):
+        raise ValidationError({"evidence": [HANDOFF_EVIDENCE_OTHER_CASE]})
+    if any(item.status == EvidenceStatus.WITHDRAWN for item in evidence):
+        raise ValidationError({"evidence": [HANDOFF_EVIDENCE_WITHDRAWN]})
+
+
+def _clean_charges(charges: Any) -> list[dict[str, str]]:
+    """`[{statute, text}]` with surrounding blanks trimmed; anything else is refused."""
+    if not isinstance(charges, list | tuple) or len(charges) > HANDOFF_MAX_CHARGES:
+        raise ValidationError({"charges": [HANDOFF_CHARGES_FORMAT]})
+    cleaned = []
+    for charge in charges:
+        if (
+            not isinstance(charge, dict)
+            or set(charge) - {"statute", "text"}
+            or not isinstance(charge.get("statute"), str)
+            or not charge["statute"].strip()
+            or not isinstance(charge.get("text", ""), str)
+        ):
+            raise ValidationError({"charges": [HANDOFF_CHARGES_FORMAT]})
+        cleaned.append({"statute": charge["statute"].strip(), "text": charge.get("text", "").strip()})
+    return cleaned
+
+
+def _item_ids(handoff: Handoff) -> tuple[list[str], list[str]]:
+    """The included lead and evidence ids, as sorted strings (for audit changes)."""
+    leads = sorted(str(i) for i in HandoffLead.objects.filter(handoff=handoff).values_list("lead_id", flat=True))
+    evidence = sorted(
+        str(i) for i in HandoffEvidence.objects.filter(handoff=handoff).values_list("evidence_id", flat=True)
+    )
+    return leads, evidence
+
+
+def _set_items(handoff: Handoff, *, leads: list[Lead] | None, evidence: list[EvidenceItem] | None) -> None:
+    """Make the included items exactly `leads` / `evidence` (None: leave that kind as it is)."""
+    if leads is not None:
+        wanted = {lead.pk for lead in leads}
+        HandoffLead.objects.filter(handoff=handoff).exclude(lead_id__in=wanted).delete()
+        present = set(HandoffLead.objects.filter(handoff=handoff).values_list("lead_id", flat=True))
+        HandoffLead.objects.bulk_create(
+            [HandoffLead(handoff=handoff, lead=lead) for lead in leads if lead.pk not in present]
+        )
+    if evidence is not None:
+        wanted = {item.pk for item in evidence}
+        HandoffEvidence.objects.filter(handoff=handoff).exclude(evidence_id__in=wanted).delete()
+        present = set(HandoffEvidence.objects.filter(handoff=handoff).values_list("evidence_id", flat=True))
+        HandoffEvidence.objects.bulk_create(
+            [HandoffEvidence(handoff=handoff, evidence=item) for item in evidence if item.pk not in present]
+        )
+
+
+def _lock_handoff(handoff: Handoff) -> Handoff:
+    return (
+        Handoff.objects.select_for_update(of=("self",))
+        .select_related("case", "prosecutor", "prosecutor_office")
+        .get(pk=handoff.pk)
+    )
+
+
+def _check_transition(handoff: Handoff, allowed_from: set[str], new: str) -> None:
+    if handoff.status not in allowed_from:
+        raise Conflict(HANDOFF_TRANSITION.format(old=handoff.status, new=new))
+
+
+def _check_sendable(handoff: Handoff) -> None:
+    """What must hold for a handoff to go to review and out: the case is open, something is
+    included, nothing included has been withdrawn since, and the addressee can still receive it."""
+    if handoff.case.status == CaseStatus.CLOSED:
+        raise Conflict(CASE_CLOSED)
+    has_leads = HandoffLead.objects.filter(handoff=handoff).exists()
+    if not has_leads and not HandoffEvidence.objects.filter(handoff=handoff).exists():
+        raise Conflict(HANDOFF_EMPTY)
+    if HandoffEvidence.objects.filter(handoff=handoff, evidence__status=EvidenceStatus.WITHDRAWN).exists():
+        raise Conflict(HANDOFF_INCLUDES_WITHDRAWN)
+    _prosecutor_office(handoff.prosecutor)
+
+
+def _handoff_event(action: str, actor: AbstractBaseUser, handoff: Handoff, changes: dict[str, Any]) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        agency_id=handoff.case.agency_id,
+        target=handoff,
+        case_id=handoff.case_id,
+        changes={"number": handoff.number, **changes},
+    )
+
+
+def _revoke_handoff_access(handoff: Handoff) -> list[str]:
+    """Remove every prosecutor grant on `handoff`; returns the usernames that lost access."""
+    grants = HandoffUserObjectPermission.objects.filter(content_object=handoff).select_related("user")
+    names = sorted({grant.user.get_username() for grant in grants})
+    grants.delete()
+    return names
+
+
+@transaction.atomic
+def handoff_create(
+    *,
+    actor: AbstractBaseUser,
+    case: Case,
+    prosecutor: AbstractBaseUser,
+    leads: list[Lead] | None = None,
+    evidence: list[EvidenceItem] | None = None,
+    charges: list[dict[str, str]] | None = None,
+    narrative: str = "",
+) -> Handoff:
+    """Draft a handoff (change_case on the case). The case row is locked while the next
+    `H<NNN>` number is taken, so concurrent drafts on one case never share a number."""
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    _require(selectors.has_case_perm(actor, case, CasePerm.CHANGE))
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(CASE_CLOSED)
+    office = _prosecutor_office(prosecutor)
+    leads, evidence = _unique(leads), _unique(evidence)
+    _check_items(case, leads, evidence)
+    charges = _clean_charges(charges or [])
+    handoff = Handoff(
+        case=case,
+        number=HANDOFF_NUMBER_FORMAT.format(Handoff.objects.filter(case=case).count() + 1),
+        prosecutor=prosecutor,
+        prosecutor_office=office,
+        charges=charges,
+        narrative=narrative,
+        created_by=actor,
+    )
+    handoff.full_clean()
+    handoff.save(force_insert=True)
+    _set_items(handoff, leads=leads, evidence=evidence)
+    lead_ids, evidence_ids = _item_ids(handoff)
+    _handoff_event(
+        AuditAction.HANDOFF_CREATED,
+        actor,
+        handoff,
+        {
+            "status": [None, handoff.status],
+            "prosecutor": [None, prosecutor.get_username()],
+            "leads": [[], lead_ids],
+            "evidence": [[], evidence_ids],
+            "charges": [[], charges],
+            "narrative": [None, narrative],
+        },
+    )
+    return handoff
+
+
+@transaction.atomic
+def handoff_update(*, actor: AbstractBaseUser, handoff: Handoff, data: dict[str, Any]) -> Handoff:
+    """Edit a draft (change_case): prosecutor, leads, evidence, charges, narrative. Re-addressing
+    a handoff that was sent before takes the former addressee's access away at once."""
+    handoff = _lock_handoff(handoff)
+    case = handoff.case
+    _require(selectors.has_case_perm(actor, case, CasePerm.CHANGE))
+    if handoff.status != HandoffStatus.DRAFT:
+        raise Conflict(HANDOFF_NOT_DRAFT)
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(CASE_CLOSED)
+    data = dict(data)
+    changes: dict[str, Any] = {}
+    prosecutor = data.pop("prosecutor", None)
+    if prosecutor is not None and prosecutor.pk != handoff.prosecutor_id:
+        office = _prosecutor_office(prosecutor)
+        changes["prosecutor"] = [handoff.prosecutor.get_username(), prosecutor.get_username()]
+        revoked = _revoke_handoff_access(handoff)
+        if revoked:
+            changes["access_revoked"] = revoked
+        handoff.prosecutor, handoff.prosecutor_office = prosecutor, office
+    leads = _unique(data.pop("leads")) if "leads" in data else None
+    evidence = _unique(data.pop("evidence")) if "evidence" in data else None
+    _check_items(case, leads or [], evidence or [])
+    if "charges" in data:
+        data["charges"] = _clean_charges(data["charges"])
+    before = snapshot(handoff, ["charges", "narrative"])
+    for field, value in data.items():
+        setattr(handoff, field, value)
+    changes.update(diff(handoff, ["charges", "narrative"], before))
+    old_leads, old_evidence = _item_ids(handoff)
+    _set_items(handoff, leads=leads, evidence=evidence)
+    new_leads, new_evidence = _item_ids(handoff)
+    if new_leads != old_leads:
+        changes["leads"] = [old_leads, new_leads]
+    if new_evidence != old_evidence:
+        changes["evidence"] = [old_evidence, new_evidence]
+    if not changes:
+        return handoff
+    handoff.full_clean()
+    handoff.save()
+    _handoff_event(AuditAction.HANDOFF_UPDATED, actor, handoff, changes)
+    return handoff
+
+
+@transaction.atomic
+def handoff_submit(*, actor: AbstractBaseUser, handoff: Handoff, note: str = "") -> Handoff:
+    """draft -> pending_review, by a lead of the case or a supervisor (manage_team)."""
+    handoff = _lock_handoff(handoff)
+    _require(selectors.has_case_perm(actor, handoff.case, CasePerm.MANAGE_TEAM), HANDOFF_SUBMIT_NOT_ALLOWED)
+    _check_transition(handoff, {HandoffStatus.DRAFT}, HandoffStatus.PENDING_REVIEW)
+    _check_sendable(handoff)
+    handoff.status = HandoffStatus.PENDING_REVIEW
+    handoff.submitted_by = actor
+    handoff.submitted_at = timezone.now()
+    handoff.save()
+    _handoff_event(
+        AuditAction.HANDOFF_SUBMITTED,
+        actor,
+        handoff,
+        {"status": [HandoffStatus.DRAFT, HandoffStatus.PENDING_REVIEW], "note": note.strip()},
+    )
+    return handoff
+
+
+@transaction.atomic
+def handoff_review(*, actor: AbstractBaseUser, handoff: Handoff, approve: bool, note: str = "") -> Handoff:
+    """pending_review -> sent (approve) or back to draft (with a note saying why).
+
+    Two people: the reviewer is a supervisor of the case's agency holding manage_team on the
+    case, and is neither the handoff's drafter nor the person who submitted it, whatever the
+    order of calls. Approval grants the addressed prosecutor `view_handoff`."""
+    handoff = _lock_handoff(handoff)
+    case = handoff.case
+    _require(
+        Role.SUPERVISOR in selectors.user_roles(actor)
+        and selectors.user_agency_id(actor) == case.agency_id
+        and selectors.has_case_perm(actor, case, CasePerm.MANAGE_TEAM),
+        HANDOFF_REVIEW_NOT_SUPERVISOR,
+    )
+    _require(actor.pk not in (handoff.created_by_id, handoff.submitted_by_id), HANDOFF_REVIEW_SECOND_PERSON)
+    new = HandoffStatus.SENT if approve else HandoffStatus.DRAFT
+    _check_transition(handoff, {HandoffStatus.PENDING_REVIEW}, new)
+    note = note.strip()
+    now = timezone.now()
+    handoff.reviewed_by, handoff.reviewed_at, handoff.review_note = actor, now, note
+    changes: dict[str, Any] = {"status": [HandoffStatus.PENDING_REVIEW, new], "note": note}
+    if approve:
+        _check_sendable(handoff)
+        handoff.status, handoff.sent_at, handoff.acknowledged_at = HandoffStatus.SENT, now, None
+        assign_perm(HandoffPerm.VIEW.value, handoff.prosecutor, handoff)
+        changes["prosecutor"] = handoff.prosecutor.get_username()
+        changes["access_granted"] = handoff.prosecutor.get_username()
+        action = AuditAction.HANDOFF_APPROVED
+    else:
+        if not note:
+            raise ValidationError({"note": [HANDOFF_NOTE_REQUIRED]})
+        handoff.status = HandoffStatus.DRAFT
+        action = AuditAction.HANDOFF_REJECTED
+    handoff.save()
+    _handoff_event(action, actor, handoff, changes)
+    return handoff
+
+
+def _require_addressee(actor: AbstractBaseUser, handoff: Handoff) -> None:
+    _require(
+        actor.pk == handoff.prosecutor_id and selectors.handoff_ids_addressed_to(actor).filter(id=handoff.pk).exists(),
+        HANDOFF_NOT_ADDRESSEE,
+    )
+
+
+@transaction.atomic
+def handoff_acknowledge(*, actor: AbstractBaseUser, handoff: Handoff, note: str = "") -> Handoff:
+    """sent -> acknowledged, by the addressed prosecutor."""
+    handoff = _lock_handoff(handoff)
+    _require_addressee(actor, handoff)
+    _check_transition(handoff, {HandoffStatus.SENT}, HandoffStatus.ACKNOWLEDGED)
+    handoff.status = HandoffStatus.ACKNOWLEDGED
+    handoff.acknowledged_at = timezone.now()
+    handoff.save()
+    _handoff_event(
+        AuditAction.HANDOFF_ACKNOWLEDGED,
+        actor,
+        handoff,
+        {"status": [HandoffStatus.SENT, HandoffStatus.ACKNOWLEDGED], "note": note.strip()},
+    )
+    return handoff
+
+
+@transaction.atomic
+def handoff_decide(*, actor: AbstractBaseUser, handoff: Handoff, decision: str, note: str = "") -> Handoff:
+    """The addressed prosecutor's decision, from acknowledged (or straight from sent): accepted,
+    declined (with a note) or returned (with a note; the handoff goes back to draft, and the
+    prosecutor keeps the record but sees no items until it is sent again)."""
+    if decision not in HANDOFF_DECISIONS:
+        raise ValidationError({"decision": [f"Expected one of: {', '.join(HANDOFF_DECISIONS)}."]})
+    handoff = _lock_handoff(handoff)
+    _require_addressee(actor, handoff)
+    _check_transition(handoff, {HandoffStatus.SENT, HandoffStatus.ACKNOWLEDGED}, decision)
+    note = note.strip()
+    if decision != HandoffStatus.ACCEPTED and not note:
+        raise ValidationError({"note": [HANDOFF_NOTE_REQUIRED]})
+    new, action = HANDOFF_DECISIONS[decision]
+    old = handoff.status
+    handoff.status, handoff.decided_at, handoff.decision_note = new, timezone.now(), note
+    handoff.save()
+    _handoff_event(action, actor, handoff, {"status": [old, new], "decision": decision, "note": note})
+    return handoff
+
+
+# ---------------------------------------------------------------- export packets
+
+
+PACKET_HANDOFF_NOT_SENT = "Packets are built only from a handoff that has been sent."
+PACKET_NOT_ALLOWED = "Only the addressed prosecutor and the case's leads and supervisors can request packets."
+PACKET_NOT_READY = "The packet is not ready yet; poll its status_url."
+PACKET_FILE_MISSING = "The packet file cannot be read; request a new packet."
+PACKET_BUILD_ERROR = "The packet could not be built; request a new packet or report it."
+PACKET_GAVE_UP = "The build was interrupted too many times; request a new packet."
+PACKET_MAX_ATTEMPTS = 3
+
+
+def _enqueue_packet_build(packet_id: uuid.UUID) -> None:
+    from cases.tasks import build_export_packet
+
+    build_export_packet.delay(str(packet_id))
+
+
+@transaction.atomic
+def packet_request(*, actor: AbstractBaseUser, handoff: Handoff) -> ExportPacket:
+    """Queue one packet build for a handoff that stands sent: the addressed prosecutor or a lead
+    or supervisor of the case may ask. The task is enqueued once this transaction commits."""
+    handoff = Handoff.objects.select_related("case").get(pk=handoff.pk)
+    is_addressee = (
+        actor.pk == handoff.prosecutor_id and selectors.handoff_ids_addressed_to(actor).filter(id=handoff.pk).exists()
+    )
+    _require(is_addressee or selectors.has_case_perm(actor, handoff.case, CasePerm.MANAGE_TEAM), PACKET_NOT_ALLOWED)
+    if handoff.status not in selectors.HANDOFF_SENT_STATUSES:
+        raise Conflict(PACKET_HANDOFF_NOT_SENT)
+    packet = ExportPacket.objects.create(handoff=handoff, requested_by=actor)
+    audit_record(
+        action=AuditAction.PACKET_REQUESTED,
+        actor=actor,
+        agency_id=handoff.case.agency_id,
+        target=packet,
+        case_id=handoff.case_id,
+        changes={"handoff": str(handoff.pk), "number": handoff.number, "status": [None, packet.status]},
+    )
+    transaction.on_commit(lambda: _enqueue_packet_build(packet.pk))
+    return packet
+
+
+def _packet_event(action: str, packet: ExportPacket, changes: dict[str, Any]) -> None:
+    audit_record(
+        action=action,
+        actor=system_user(),
+        agency_id=packet.handoff.case.agency_id,
+        target=packet,
+        case_id=packet.handoff.case_id,
+        changes={"handoff": str(packet.handoff_id), "number": packet.handoff.number, **changes},
+    )
+
+
+def _packet_fail(packet_id: uuid.UUID, error: str, reason: str) -> ExportPacket:
+    with transaction.atomic():
+        packet = ExportPacket.objects.select_for_update(of=("self",)).select_related("handoff__case").get(pk=packet_id)
+        if packet.status == PacketStatus.READY:
+            return packet
+        old = packet.status
+        packet.status, packet.error, packet.finished_at = PacketStatus.FAILED, error, timezone.now()
+        packet.save(update_fields=["status", "error", "finished_at"])
+        _packet_event(
+            AuditAction.PACKET_FAILED,
+            packet,
+            {"status": [old, PacketStatus.FAILED], "error": error, "reason": reason, "attempt": packet.attempts},
+        )
+    return packet
+
+
+def packet_build(*, packet_id: uuid.UUID | str) -> ExportPacket:
+    """Build one requested packet (run by the Celery task, as the system account).
+
+    Idempotent: a ready or failed packet is left as it is; a packet left `building` by a worker
+    that died is rebuilt from the start, up to PACKET_MAX_ATTEMPTS starts. Progress and stage
+    are saved as the builder reports them (those two fields only, each in its own autocommit,
+    so GET /api/packets/{id}/ shows them at once). A native that fails its re-hash
+    (PacketIntegrityError) or any other error marks the packet failed, never ready."""
+    from cases import packets
+
+    with transaction.atomic():
+        packet = ExportPacket.objects.select_for_update(of=("self",)).select_related("handoff__case").get(pk=packet_id)
+        if packet.status in (PacketStatus.READY, PacketStatus.FAILED):
+            return packet
+        if packet.attempts >= PACKET_MAX_ATTEMPTS:
+            gave_up = True
+        else:
+            gave_up = False
+            old = packet.status
+            packet.status, packet.attempts = PacketStatus.BUILDING, packet.attempts + 1
+            packet.started_at, packet.finished_at = timezone.now(), None
+            packet.progress, packet.stage, packet.error = 0, "starting", ""
+            packet.save(update_fields=["status", "attempts", "started_at", "finished_at", "progress", "stage", "error"])
+            _packet_event(
+                AuditAction.PACKET_BUILD_STARTED,
+                packet,
+                {"status": [old, PacketStatus.BUILDING], "attempt": packet.attempts},
+            )
+    if gave_up:
+        return _packet_fail(packet.pk, PACKET_GAVE_UP, "attempts_exhausted")
+
+    def on_progress(percent: int, stage: str) -> None:
+        packet.progress = max(0, min(100, int(percent)))
+        packet.stage = str(stage)[:64]
+        packet.save(update_fields=["progress", "stage"])
+
+    try:
+        built = packets.build_packet(packet=packet, on_progress=on_progress)
+    except packets.PacketIntegrityError as exc:
+        logger.error("packet %s failed an integrity check: %s", packet.pk, exc)
+        return _packet_fail(packet.pk, str(exc) or PACKET_BUILD_ERROR, "integrity")
+    except Exception as exc:
+        logger.exception("packet %s could not be built", packet.pk)
+        return _packet_fail(packet.pk, PACKET_BUILD_ERROR, exc.__class__.__name__)
+
+    with transaction.atomic():
+        packet = ExportPacket.objects.select_for_update(of=("self",)).select_related("handoff__case").get(pk=packet_id)
+        if packet.status != PacketStatus.BUILDING:
+            logger.warning("packet %s became %s while this build ran; keeping that", packet.pk, packet.status)
+            return packet
+        packet.status, packet.progress, packet.stage = PacketStatus.READY, 100, "ready"
+        packet.file_name, packet.sha256, packet.size_bytes = built.file_name, built.sha256, built.size_bytes
+        packet.manifest_sha256, packet.checkpoint_size = built.manifest_sha256, built.checkpoint_size
+        packet.signature, packet.finished_at = built.signature, timezone.now()
+        packet.save()
+        _packet_event(
+            AuditAction.PACKET_BUILT,
+            packet,
+            {
+                "status": [PacketStatus.BUILDING, PacketStatus.READY],
+                "sha256": packet.sha256,
+                "size_bytes": packet.size_bytes,
+                "manifest_sha256": packet.manifest_sha256,
+                "checkpoint_size": packet.checkpoint_size,
+                "file_name": packet.file_name,
+                "attempt": packet.attempts,
+            },
+        )
+    return packet
+
+
+def packet_open(*, actor: AbstractBaseUser, packet: ExportPacket) -> Any:
+    """An open binary file of a ready packet; the download is audited. Conflict while the packet
+    is not ready, or if its file is gone (logged: an integrity incident)."""
+    if packet.status != PacketStatus.READY:
+        raise Conflict(PACKET_NOT_READY)
+    try:
+        handle = storages["packets"].open(packet.file_name, "rb")
+    except OSError as exc:
+        logger.error("packet %s file cannot be read: %s", packet.pk, exc.__class__.__name__)
+        raise Conflict(PACKET_FILE_MISSING, code="content_missing") from exc
+    audit_record(
+        action=AuditAction.PACKET_DOWNLOADED,
+        actor=actor,
+        agency_id=packet.handoff.case.agency_id,
+        target=packet,
+        case_id=packet.handoff.case_id,
+        changes={
+            "handoff": str(packet.handoff_id),
+            "number": packet.handoff.number,
+            "sha256": packet.sha256,
+            "size_bytes": packet.size_bytes,
+        },
+    )
+    return handle

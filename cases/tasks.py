@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from cases.models import EvidenceItem, EvidenceStatus
-from cases.services import evidence_verify, system_user
+from cases.services import evidence_verify, packet_build, system_user
 
 
 @shared_task(acks_late=True)
@@ -27,3 +27,12 @@ def evidence_fixity_sweep() -> dict[str, int]:
     for pk in ids:
         evidence_verify_task.delay(str(pk))
     return {"queued": len(ids)}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def build_export_packet(packet_id: str) -> dict[str, object]:
+    """Build one requested export packet (services.packet_build). Acknowledged only once it
+    returns, and requeued if the worker dies mid-build: the rerun rebuilds the half-built packet
+    (a ready or failed one is left alone), so one request makes at most one packet."""
+    packet = packet_build(packet_id=packet_id)
+    return {"packet": str(packet.pk), "status": packet.status, "sha256": packet.sha256, "attempts": packet.attempts}

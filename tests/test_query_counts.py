@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditAction
 from cases import services
-from cases.models import CustodyAction, LeadStatus, Role, TeamRole
+from cases.models import CustodyAction, Handoff, LeadStatus, Role, TeamRole
 from tests.conftest import World, client_for
 from tests.factories import AgencyFactory, CaseFactory, EvidenceFactory, LeadFactory, UserFactory
 
@@ -126,6 +126,67 @@ def _audit_events(world: World) -> ListScenario:
     )
 
 
+def _handoff(world: World, i: int, *, sent: bool) -> Handoff:
+    """A handoff of world.case with a lead and an evidence item of its own, drafted by the lead
+    or the teammate; sent to world.prosecutor when `sent`."""
+    lead = LeadFactory(case=world.case)
+    handoff = services.handoff_create(
+        actor=world.teammate if i % 2 else world.lead,
+        case=world.case,
+        prosecutor=world.prosecutor,
+        leads=[lead],
+        evidence=[EvidenceFactory(case=world.case, lead=lead)],
+        charges=[{"statute": f"796.07({i})", "text": "Soliciting"}],
+    )
+    if sent:
+        services.handoff_submit(actor=world.lead, handoff=handoff)
+        services.handoff_review(actor=world.supervisor, handoff=handoff, approve=True)
+    return handoff
+
+
+def _handoffs(world: World) -> ListScenario:
+    _handoff(world, PAGE, sent=False)
+    return ListScenario(user=world.lead, path="/api/handoffs/", add_row=lambda i: _handoff(world, i, sent=bool(i % 2)))
+
+
+def _prosecutor_handoffs(world: World) -> ListScenario:
+    _handoff(world, PAGE, sent=True)
+    _handoff(world, PAGE + 1, sent=False)  # never sent: not in the prosecutor's list
+    return ListScenario(user=world.prosecutor, path="/api/handoffs/", add_row=lambda i: _handoff(world, i, sent=True))
+
+
+def _prosecutor_leads(world: World) -> ListScenario:
+    # Each sent handoff opens one lead (and one evidence item) to the prosecutor.
+    LeadFactory(case=world.case)  # a lead of the case no handoff includes
+    _handoff(world, PAGE, sent=True)
+    return ListScenario(user=world.prosecutor, path="/api/leads/", add_row=lambda i: _handoff(world, i, sent=True))
+
+
+def _prosecutor_evidence(world: World) -> ListScenario:
+    EvidenceFactory(case=world.case)  # an item of the case no handoff includes
+    _handoff(world, PAGE, sent=True)
+    return ListScenario(user=world.prosecutor, path="/api/evidence/", add_row=lambda i: _handoff(world, i, sent=True))
+
+
+def _packets(world: World) -> ListScenario:
+    handoff = _handoff(world, PAGE, sent=True)
+    services.packet_request(actor=world.lead, handoff=handoff)
+    return ListScenario(
+        user=world.prosecutor,
+        path=f"/api/handoffs/{handoff.pk}/packets/",
+        add_row=lambda i: services.packet_request(actor=world.prosecutor if i % 2 else world.lead, handoff=handoff),
+    )
+
+
+def _prosecutors(world: World) -> ListScenario:
+    # world.prosecutor is the one prosecutor so far.
+    return ListScenario(
+        user=world.lead,
+        path="/api/prosecutors/",
+        add_row=lambda i: UserFactory(agency=world.agency_p, role=Role.PROSECUTOR),
+    )
+
+
 LIST_SCENARIOS: dict[str, Callable[[World], ListScenario]] = {
     "cases": _cases,
     "leads": _leads,
@@ -134,6 +195,12 @@ LIST_SCENARIOS: dict[str, Callable[[World], ListScenario]] = {
     "team": _team,
     "users": _users,
     "audit-events": _audit_events,
+    "handoffs": _handoffs,
+    "handoffs-as-prosecutor": _prosecutor_handoffs,
+    "leads-as-prosecutor": _prosecutor_leads,
+    "evidence-as-prosecutor": _prosecutor_evidence,
+    "packets": _packets,
+    "prosecutors": _prosecutors,
 }
 
 
@@ -167,6 +234,35 @@ def test_case_list_query_budget(world: World, django_assert_num_queries: Any) ->
     assert len(response.json()["results"]) == PAGE
 
 
+def test_prosecutor_lead_list_costs_what_the_case_leads_list_costs(world: World) -> None:
+    """The prosecutor's scope is one more subquery inside the same statements, not a query."""
+    for i in range(3):
+        _handoff(world, i, sent=True)
+    prosecutor, body = _get(world.prosecutor, "/api/leads/")
+    assert body["count"] == 3
+    lead, body = _get(world.lead, "/api/leads/")
+    assert body["count"] == 3
+    assert prosecutor == lead
+
+
+def test_handoff_list_query_budget(world: World, django_assert_num_queries: Any) -> None:
+    for i in range(PAGE):
+        _handoff(world, i, sent=bool(i % 2))
+    client = client_for(world.lead)
+    # 1. the token, joined with its user and the user's profile
+    # 2. COUNT(*) of the handoffs in scope (case scope and handoff grants are subqueries)
+    # 3. the page of handoffs: case, prosecutor, office, drafter, submitter, reviewer joined,
+    #    with whether the case itself is in scope (an EXISTS)
+    # 4. the included leads of the page (prefetch)
+    # 5. the included evidence of the page (prefetch)
+    # 6. INSERT of the handoff.listed audit event
+    with django_assert_num_queries(6):
+        response = client.get("/api/handoffs/")
+    assert response.status_code == 200
+    assert response.json()["count"] == PAGE
+    assert all(len(row["leads"]) == 1 for row in response.json()["results"])
+
+
 def _lead_with_ten_identifiers(world: World) -> Any:
     phones = [{"kind": "phone", "value": f"+1202555{i:04d}"} for i in range(5)]
     handles = [{"kind": "handle", "value": f"buyer_{i}"} for i in range(5)]
@@ -174,6 +270,7 @@ def _lead_with_ten_identifiers(world: World) -> Any:
 
 
 DETAIL_TARGETS: dict[str, Callable[[World], tuple[str, Any]]] = {
+    "handoff": lambda world: ("/api/handoffs/{}/", _handoff(world, 0, sent=True)),
     "case": lambda world: ("/api/cases/{}/", world.case),
     "lead": lambda world: ("/api/leads/{}/", _lead_with_ten_identifiers(world)),
     "evidence": lambda world: (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django.db.models import Q, QuerySet
 
@@ -12,6 +14,9 @@ from cases.models import (
     CaseStatus,
     EvidenceKind,
     EvidenceStatus,
+    HandoffEvidence,
+    HandoffLead,
+    HandoffStatus,
     LeadIdentifier,
     LeadSource,
     LeadStatus,
@@ -43,9 +48,14 @@ class LeadFilter(django_filters.FilterSet):
         help_text="A phone, email or handle in any form a person types it.",
     )
 
+    handoff = django_filters.UUIDFilter(method="by_handoff", help_text="Leads included in this handoff.")
+
     def by_identifier(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         links = LeadIdentifier.objects.filter(identifier__in=selectors.identifier_matches(value))
         return qs.filter(id__in=links.values("lead_id"))
+
+    def by_handoff(self, qs: QuerySet, name: str, value: Any) -> QuerySet:
+        return qs.filter(id__in=HandoffLead.objects.filter(handoff_id=value).values("lead_id"))
 
 
 class EvidenceFilter(django_filters.FilterSet):
@@ -54,3 +64,13 @@ class EvidenceFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=EvidenceKind.choices)
     status = django_filters.ChoiceFilter(choices=EvidenceStatus.choices)
     sha256 = django_filters.CharFilter(field_name="sha256", lookup_expr="exact", max_length=64)
+    handoff = django_filters.UUIDFilter(method="by_handoff", help_text="Evidence included in this handoff.")
+
+    def by_handoff(self, qs: QuerySet, name: str, value: Any) -> QuerySet:
+        return qs.filter(id__in=HandoffEvidence.objects.filter(handoff_id=value).values("evidence_id"))
+
+
+class HandoffFilter(django_filters.FilterSet):
+    case = django_filters.UUIDFilter(field_name="case_id")
+    status = django_filters.ChoiceFilter(choices=HandoffStatus.choices)
+    prosecutor = django_filters.NumberFilter(field_name="prosecutor_id", min_value=1, max_value=2**63 - 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -20,10 +21,14 @@ from cases.models import (
     EvidenceItem,
     EvidenceKind,
     EvidenceStatus,
+    ExportPacket,
+    Handoff,
+    HandoffStatus,
     IdentifierKind,
     Lead,
     LeadSource,
     LeadStatus,
+    PacketStatus,
     Role,
     TeamRole,
 )
@@ -430,3 +435,218 @@ class CustodyInputSerializer(StrictInputSerializer):
     to_party = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
     location = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
     note = serializers.CharField(max_length=5000, allow_blank=True, required=False, default="")
+
+
+# ---------------------------------------------------------------- handoffs and packets
+
+
+class CaseBriefSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    number = serializers.CharField(read_only=True)
+    title = serializers.CharField(read_only=True)
+
+
+class ChargeSerializer(StrictInputSerializer):
+    statute = serializers.CharField(max_length=200)
+    text = serializers.CharField(max_length=5000, allow_blank=True, required=False, default="")
+
+
+class HandoffOutputSerializer(serializers.ModelSerializer):
+    """A handoff from `selectors.handoff_list` (it needs the `in_case_scope` annotation and the
+    prefetched item links). A reader who sees it only as its addressed prosecutor gets no
+    internal review note, and no items while it does not stand sent (back in draft or review)."""
+
+    case = CaseBriefSerializer(read_only=True)
+    prosecutor = UserBriefSerializer(read_only=True)
+    prosecutor_office = AgencyBriefSerializer(read_only=True)
+    leads = serializers.SerializerMethodField()
+    evidence = serializers.SerializerMethodField()
+    charges = ChargeSerializer(many=True, read_only=True)
+    created_by = UserBriefSerializer(read_only=True)
+    submitted_by = UserBriefSerializer(read_only=True, allow_null=True)
+    reviewed_by = UserBriefSerializer(read_only=True, allow_null=True)
+    review_note = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Handoff
+        fields = [
+            "id",
+            "number",
+            "case",
+            "status",
+            "prosecutor",
+            "prosecutor_office",
+            "leads",
+            "evidence",
+            "charges",
+            "narrative",
+            "created_by",
+            "submitted_by",
+            "submitted_at",
+            "reviewed_by",
+            "reviewed_at",
+            "review_note",
+            "sent_at",
+            "acknowledged_at",
+            "decided_at",
+            "decision_note",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @staticmethod
+    def _addressee_only(handoff: Handoff) -> bool:
+        return not getattr(handoff, "in_case_scope", False)
+
+    def _items_hidden(self, handoff: Handoff) -> bool:
+        return self._addressee_only(handoff) and handoff.status not in selectors.HANDOFF_SENT_STATUSES
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_leads(self, handoff: Handoff) -> list[str]:
+        if self._items_hidden(handoff):
+            return []
+        return [str(link.lead_id) for link in handoff.handoff_leads.all()]
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_evidence(self, handoff: Handoff) -> list[str]:
+        if self._items_hidden(handoff):
+            return []
+        return [str(link.evidence_id) for link in handoff.handoff_evidence.all()]
+
+    def get_review_note(self, handoff: Handoff) -> str:
+        return "" if self._addressee_only(handoff) else handoff.review_note
+
+
+class _ScopedIdsMixin:
+    """Resolves lists of lead and evidence ids in one query each, against what the caller may
+    see: an id out of scope reads exactly as one that does not exist."""
+
+    context: dict[str, Any]
+
+    def _resolve(self, ids: list[Any], queryset: Any) -> list[Any]:
+        found = {obj.pk: obj for obj in queryset.filter(id__in=ids)}
+        missing = [str(i) for i in ids if i not in found]
+        if missing:
+            raise serializers.ValidationError([f'Invalid pk "{i}" - object does not exist.' for i in missing])
+        return [found[i] for i in dict.fromkeys(ids)]
+
+    def validate_leads(self, ids: list[Any]) -> list[Lead]:
+        user = self.context["request"].user
+        return self._resolve(ids, selectors.lead_list(user=user).select_related(None).prefetch_related(None))
+
+    def validate_evidence(self, ids: list[Any]) -> list[EvidenceItem]:
+        user = self.context["request"].user
+        return self._resolve(ids, selectors.evidence_list(user=user).select_related(None))
+
+
+HANDOFF_SERVER_OWNED = frozenset(
+    {
+        "id",
+        "number",
+        "status",
+        "prosecutor_office",
+        "created_by",
+        "submitted_by",
+        "submitted_at",
+        "reviewed_by",
+        "reviewed_at",
+        "review_note",
+        "sent_at",
+        "acknowledged_at",
+        "decided_at",
+        "decision_note",
+        "created_at",
+        "updated_at",
+    }
+)
+
+
+class HandoffCreateSerializer(_ScopedIdsMixin, StrictInputSerializer):
+    server_owned = HANDOFF_SERVER_OWNED
+    case = serializers.PrimaryKeyRelatedField(queryset=Case.objects.none())
+    prosecutor = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+    leads = serializers.ListField(child=serializers.UUIDField(), max_length=1000, required=False, default=list)
+    evidence = serializers.ListField(child=serializers.UUIDField(), max_length=1000, required=False, default=list)
+    charges = ChargeSerializer(many=True, required=False, default=list, max_length=100)
+    narrative = serializers.CharField(max_length=100000, allow_blank=True, required=False, default="")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["case"].queryset = selectors.case_list(user=request.user)
+
+
+class HandoffUpdateSerializer(_ScopedIdsMixin, StrictInputSerializer):
+    server_owned = HANDOFF_SERVER_OWNED | {"case"}
+    prosecutor = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), required=False)
+    leads = serializers.ListField(child=serializers.UUIDField(), max_length=1000, required=False)
+    evidence = serializers.ListField(child=serializers.UUIDField(), max_length=1000, required=False)
+    charges = ChargeSerializer(many=True, required=False, max_length=100)
+    narrative = serializers.CharField(max_length=100000, allow_blank=True, required=False)
+
+
+class HandoffNoteSerializer(StrictInputSerializer):
+    note = serializers.CharField(max_length=5000, allow_blank=True, required=False, default="")
+
+
+class HandoffReviewSerializer(HandoffNoteSerializer):
+    approve = serializers.BooleanField()
+
+
+class HandoffDecisionSerializer(HandoffNoteSerializer):
+    decision = serializers.ChoiceField(choices=[HandoffStatus.ACCEPTED, HandoffStatus.DECLINED, HandoffStatus.RETURNED])
+
+
+class PacketOutputSerializer(serializers.ModelSerializer):
+    handoff = serializers.UUIDField(source="handoff_id", read_only=True)
+    handoff_number = serializers.CharField(source="handoff.number", read_only=True)
+    case_number = serializers.CharField(source="handoff.case.number", read_only=True)
+    requested_by = UserBriefSerializer(read_only=True)
+    status_url = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportPacket
+        fields = [
+            "id",
+            "handoff",
+            "handoff_number",
+            "case_number",
+            "status",
+            "progress",
+            "stage",
+            "sha256",
+            "size_bytes",
+            "manifest_sha256",
+            "checkpoint_size",
+            "signature",
+            "error",
+            "attempts",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "status_url",
+            "download_url",
+        ]
+        read_only_fields = fields
+
+    def _url(self, name: str, packet: ExportPacket) -> str:
+        path = reverse(name, kwargs={"pk": packet.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def get_status_url(self, packet: ExportPacket) -> str:
+        return self._url("packet-detail", packet)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_download_url(self, packet: ExportPacket) -> str | None:
+        return self._url("packet-download", packet) if packet.status == PacketStatus.READY else None
+
+
+class PacketAcceptedSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    status_url = serializers.CharField(read_only=True)

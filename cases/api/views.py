@@ -9,14 +9,16 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.http import FileResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle, ScopedRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
 from audit.models import AuditAction
@@ -24,11 +26,14 @@ from audit.services import audit_record
 from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer
 from cases import selectors, services
 from cases.api import serializers as s
-from cases.api.filters import CaseFilter, EvidenceFilter, LeadFilter
-from cases.models import Case, CustodyEvent, EvidenceItem, Lead
+from cases.api.filters import CaseFilter, EvidenceFilter, HandoffFilter, LeadFilter
+from cases.models import Case, CustodyEvent, EvidenceItem, ExportPacket, Handoff, Lead, Role
 
 User = get_user_model()
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
+PACKET_REQUEST_RATE = "10/min"
+DIRECTORY_ROLES = frozenset({Role.INVESTIGATOR, Role.SUPERVISOR})
+DIRECTORY_NOT_ALLOWED = "Only investigators and supervisors look up prosecutors."
 
 
 # ---------------------------------------------------------------- auth and people
@@ -82,6 +87,21 @@ class UserListView(AuditedListMixin, generics.ListAPIView):
 
     def get_queryset(self) -> Any:
         return selectors.agency_people(user=self.request.user)
+
+
+@extend_schema_view(get=extend_schema(responses={200: s.PersonSerializer(many=True), **ERROR_RESPONSES}))
+class ProsecutorListView(AuditedListMixin, generics.ListAPIView):
+    """Who a handoff can be addressed to: active prosecutors of every prosecutor's office."""
+
+    serializer_class = s.PersonSerializer
+    list_audit_action = AuditAction.USER_LISTED
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return User.objects.none()
+        if not selectors.user_roles(self.request.user) & DIRECTORY_ROLES:
+            raise PermissionDenied(DIRECTORY_NOT_ALLOWED)
+        return selectors.prosecutor_directory()
 
 
 # ---------------------------------------------------------------- cases and teams
@@ -367,3 +387,175 @@ class EvidenceVerifyView(APIView):
         item = selectors.evidence_get(user=request.user, evidence_id=pk)
         event: CustodyEvent = services.evidence_verify(actor=request.user, item=item)
         return Response(s.CustodyEventSerializer(event).data)
+
+
+# ---------------------------------------------------------------- handoffs and packets
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.HandoffOutputSerializer(many=True), **ERROR_RESPONSES}),
+    post=extend_schema(
+        request=s.HandoffCreateSerializer, responses={201: s.HandoffOutputSerializer, **ERROR_RESPONSES}
+    ),
+)
+class HandoffListCreateView(AuditedListMixin, generics.ListCreateAPIView):
+    filterset_class = HandoffFilter
+    list_audit_action = AuditAction.HANDOFF_LISTED
+
+    def get_queryset(self) -> Any:
+        return selectors.handoff_list(user=self.request.user)
+
+    def get_serializer_class(self) -> Any:
+        return s.HandoffCreateSerializer if self.request.method == "POST" else s.HandoffOutputSerializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = s.HandoffCreateSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        handoff = services.handoff_create(actor=request.user, **payload.validated_data)
+        handoff = selectors.handoff_get(user=request.user, handoff_id=handoff.pk)
+        return Response(s.HandoffOutputSerializer(handoff).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.HandoffOutputSerializer, **ERROR_RESPONSES}),
+    patch=extend_schema(
+        request=s.HandoffUpdateSerializer, responses={200: s.HandoffOutputSerializer, **ERROR_RESPONSES}
+    ),
+)
+class HandoffDetailView(generics.RetrieveUpdateAPIView):
+    http_method_names = ["get", "patch", "head", "options"]
+    serializer_class = s.HandoffOutputSerializer
+
+    def get_object(self) -> Handoff:
+        return selectors.handoff_get(user=self.request.user, handoff_id=self.kwargs["pk"])
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        handoff = self.get_object()
+        audit_record(actor=request.user, action=AuditAction.HANDOFF_VIEWED, target=handoff, case_id=handoff.case_id)
+        return Response(s.HandoffOutputSerializer(handoff).data)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        handoff = self.get_object()
+        payload = s.HandoffUpdateSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        handoff = services.handoff_update(actor=request.user, handoff=handoff, data=dict(payload.validated_data))
+        return Response(s.HandoffOutputSerializer(selectors.handoff_get(user=request.user, handoff_id=handoff.pk)).data)
+
+
+class HandoffActionView(APIView):
+    """POST one workflow step on a handoff in scope; answers with the handoff as it now is."""
+
+    input_serializer: type[s.HandoffNoteSerializer] = s.HandoffNoteSerializer
+
+    def act(self, actor: Any, handoff: Handoff, data: dict[str, Any]) -> Handoff:
+        raise NotImplementedError
+
+    def post(self, request: Request, pk: Any) -> Response:
+        handoff = selectors.handoff_get(user=request.user, handoff_id=pk)
+        payload = self.input_serializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        handoff = self.act(request.user, handoff, dict(payload.validated_data))
+        return Response(s.HandoffOutputSerializer(selectors.handoff_get(user=request.user, handoff_id=handoff.pk)).data)
+
+
+@extend_schema(request=s.HandoffNoteSerializer, responses={200: s.HandoffOutputSerializer, **ERROR_RESPONSES})
+class HandoffSubmitView(HandoffActionView):
+    def act(self, actor: Any, handoff: Handoff, data: dict[str, Any]) -> Handoff:
+        return services.handoff_submit(actor=actor, handoff=handoff, **data)
+
+
+@extend_schema(request=s.HandoffReviewSerializer, responses={200: s.HandoffOutputSerializer, **ERROR_RESPONSES})
+class HandoffReviewView(HandoffActionView):
+    input_serializer = s.HandoffReviewSerializer
+
+    def act(self, actor: Any, handoff: Handoff, data: dict[str, Any]) -> Handoff:
+        return services.handoff_review(actor=actor, handoff=handoff, **data)
+
+
+@extend_schema(request=s.HandoffNoteSerializer, responses={200: s.HandoffOutputSerializer, **ERROR_RESPONSES})
+class HandoffAcknowledgeView(HandoffActionView):
+    def act(self, actor: Any, handoff: Handoff, data: dict[str, Any]) -> Handoff:
+        return services.handoff_acknowledge(actor=actor, handoff=handoff, **data)
+
+
+@extend_schema(request=s.HandoffDecisionSerializer, responses={200: s.HandoffOutputSerializer, **ERROR_RESPONSES})
+class HandoffDecisionView(HandoffActionView):
+    input_serializer = s.HandoffDecisionSerializer
+
+    def act(self, actor: Any, handoff: Handoff, data: dict[str, Any]) -> Handoff:
+        return services.handoff_decide(actor=actor, handoff=handoff, **data)
+
+
+class PacketRequestThrottle(UserRateThrottle):
+    """Packet builds are expensive: PACKET_REQUEST_RATE per user unless the settings give the
+    `packets` scope a rate."""
+
+    scope = "packets"
+
+    def get_rate(self) -> str:
+        return self.THROTTLE_RATES.get(self.scope) or PACKET_REQUEST_RATE
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: s.PacketOutputSerializer(many=True), **ERROR_RESPONSES}),
+    post=extend_schema(
+        request=None, responses={202: s.PacketAcceptedSerializer, 429: ErrorSerializer, **ERROR_RESPONSES}
+    ),
+)
+class HandoffPacketsView(generics.ListCreateAPIView):
+    """GET: the packets of the handoff the caller may see; POST: queue a new one (202 at once)."""
+
+    serializer_class = s.PacketOutputSerializer
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return [PacketRequestThrottle()] if self.request.method == "POST" else super().get_throttles()
+
+    def get_handoff(self) -> Handoff:
+        if not hasattr(self, "_handoff"):
+            self._handoff = selectors.handoff_get(user=self.request.user, handoff_id=self.kwargs["pk"])
+        return self._handoff
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return ExportPacket.objects.none()
+        return selectors.packet_list(user=self.request.user).filter(handoff=self.get_handoff())
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        packet = services.packet_request(actor=request.user, handoff=self.get_handoff())
+        packet.refresh_from_db(fields=["status"])
+        status_url = request.build_absolute_uri(reverse("packet-detail", kwargs={"pk": packet.pk}))
+        return Response(
+            {"id": str(packet.pk), "status": packet.status, "status_url": status_url},
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": status_url},
+        )
+
+
+@extend_schema(responses={200: s.PacketOutputSerializer, **ERROR_RESPONSES})
+class PacketDetailView(generics.RetrieveAPIView):
+    serializer_class = s.PacketOutputSerializer
+
+    def get_object(self) -> ExportPacket:
+        return selectors.packet_get(user=self.request.user, packet_id=self.kwargs["pk"])
+
+
+@extend_schema(
+    responses={
+        (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="The packet ZIP."),
+        **ERROR_RESPONSES,
+    }
+)
+class PacketDownloadView(APIView):
+    def get(self, request: Request, pk: Any) -> FileResponse:
+        packet = selectors.packet_get(user=request.user, packet_id=pk)
+        handle = services.packet_open(actor=request.user, packet=packet)
+        response = FileResponse(
+            handle,
+            as_attachment=True,
+            filename=safe_download_name(packet.file_name, f"{packet.pk}.zip"),
+            content_type="application/zip",
+        )
+        response["ETag"] = f'"{packet.sha256}"'
+        response["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(packet.sha256)).decode()
+        response["Cache-Control"] = "no-store"
+        return response
