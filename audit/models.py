@@ -69,6 +69,17 @@ class AuditAction(models.TextChoices):
     PACKET_BUILT = "packet.built"
     PACKET_FAILED = "packet.failed"
     PACKET_DOWNLOADED = "packet.downloaded"
+    # 700s: intercept ingest, conversations, ads, analytics (intercept.events names them too)
+    INGEST_SOURCE_CREATED = "ingest.source_created"
+    INGEST_SOURCE_ROTATED = "ingest.source_rotated"
+    INGEST_SOURCE_UPDATED = "ingest.source_updated"
+    INGEST_AUTH_FAILED = "ingest.auth_failed"
+    INGEST_BATCH_RECEIVED = "ingest.batch_received"
+    CONVERSATION_LISTED = "conversation.listed"
+    CONVERSATION_VIEWED = "conversation.viewed"
+    CONVERSATION_SNAPSHOT_TAKEN = "conversation.snapshot_taken"
+    AD_LISTED = "ad.listed"
+    ANALYTICS_VIEWED = "analytics.viewed"
     # 900s: the audit log itself
     AUDIT_LISTED = "audit.listed"
     AUDIT_PROOF_READ = "audit.proof_read"

@@ -230,6 +230,10 @@ AUDIT_RECORDING = envbool("AUDIT_RECORDING", True)
 AUDIT_MAX_SEAL_LAG_SECONDS = envint("AUDIT_MAX_SEAL_LAG_SECONDS", 30, minimum=1)
 AUDIT_MAX_CHECKPOINT_AGE_SECONDS = envint("AUDIT_MAX_CHECKPOINT_AGE_SECONDS", 300, minimum=1)
 
+# Intercept ingest (machine clients).
+INGEST_MAX_BODY_BYTES = envint("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+INGEST_MAX_ITEMS = envint("INGEST_MAX_ITEMS", 1000, minimum=1)
+
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Celery: without a broker, tasks run eagerly in the calling process.
@@ -246,6 +250,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "audit-seal": {"task": "audit.tasks.audit_seal", "schedule": timedelta(seconds=2)},
     "audit-checkpoint": {"task": "audit.tasks.audit_checkpoint", "schedule": timedelta(minutes=1)},
+    "ingest-signatures-purge": {
+        "task": "intercept.tasks.seen_signatures_purge",
+        "schedule": timedelta(minutes=10),
+    },
+    "ingest-leads-rescore": {"task": "intercept.tasks.leads_rescore", "schedule": timedelta(days=1)},
     "evidence-fixity-sweep": {
         "task": "cases.tasks.evidence_fixity_sweep",
         "schedule": timedelta(hours=envint("EVIDENCE_FIXITY_SWEEP_HOURS", 24, minimum=1)),

@@ -644,8 +644,14 @@ def lead_priority(lead: Lead) -> tuple[int, list[dict[str, Any]]]:
     return min(100, sum(f["weight"] for f in factors)), factors
 
 
-def _apply_priority(lead: Lead) -> None:
-    lead.priority_score, lead.priority_factors = lead_priority(lead)
+def _apply_priority(lead: Lead, *, rescore: bool = True) -> None:
+    """Set the effective priority. With `rescore`, the signal factors are recomputed and any
+    factor this domain does not weigh itself (a bot's recency, say) is kept as it was."""
+    if rescore:
+        score, factors = lead_priority(lead)
+        kept = [f for f in lead.priority_factors or [] if f.get("factor") not in PRIORITY_WEIGHTS]
+        lead.priority_factors = factors + kept
+        lead.priority_score = min(100, score + sum(int(f.get("weight", 0)) for f in kept))
     lead.priority = lead.priority_override if lead.priority_override is not None else lead.priority_score
 
 
@@ -841,7 +847,7 @@ def lead_update(
         if new_status not in LEAD_TRANSITIONS[lead.status]:
             raise Conflict(LEAD_STATUS_TRANSITION.format(old=lead.status, new=new_status))
         lead.status = new_status
-    _apply_priority(lead)
+    _apply_priority(lead, rescore=any(getattr(lead, name) != before[name] for name in PRIORITY_WEIGHTS))
     _check_assignee(case, lead)
     lead.full_clean()
     changes = diff(lead, LEAD_FIELDS, before)

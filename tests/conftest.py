@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connections
@@ -17,6 +24,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit import signing
+from caseapi.celery import app as celery_app
 from cases import services
 from cases.models import AgencyKind, AuthToken, Case, Role, TeamRole
 from cases.tokens import token_digest
@@ -181,3 +189,108 @@ def client_for(user: Any) -> APIClient:
 @pytest.fixture
 def as_user() -> Any:
     return client_for
+
+
+# ---------------------------------------------------------------- a real Celery worker
+
+
+def _worker_broker_url() -> str:
+    """CASEAPI_TEST_REDIS_URL (default database 15) with one database number per pytest-xdist
+    worker, counting down, so parallel worker tests never share a queue."""
+    base = urlsplit(os.environ.get("CASEAPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    offset = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    number = int(base.path.strip("/") or 0)
+    return urlunsplit(base._replace(path=f"/{(number - offset) % 16}"))
+
+
+REDIS_URL = _worker_broker_url()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _configure_celery(**conf: Any) -> None:
+    """Point this process's Celery app at another broker. Celery keeps its producer pool bound
+    to the first broker it used even after `app.close()`, so that pool is dropped too."""
+    celery_app.conf.update(**conf)
+    celery_app.close()
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def redis_broker() -> str:
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        if IS_CI:
+            pytest.fail(f"Redis is required in CI and is not reachable at {REDIS_URL}: {exc}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+    client.flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture
+def celery_worker(redis_broker: str, settings: Any, tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """A prefork worker (one child process) on the test database (PostgreSQL: transactional
+    tests only), the same evidence and packet folders and the same audit signing key; this
+    process sends tasks to it through the broker instead of running them eagerly."""
+    signing.signer()  # the key file exists before the worker reads it: one key for both processes
+    db = connections["default"].settings_dict
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "CELERY_BROKER_URL": redis_broker,
+        "EVIDENCE_ROOT": settings.STORAGES["evidence"]["OPTIONS"]["location"],
+        "PACKET_ROOT": settings.STORAGES["packets"]["OPTIONS"]["location"],
+        "AUDIT_SIGNING_KEY_FILE": settings.AUDIT_SIGNING_KEY_FILE,
+        "AUDIT_CHECKPOINT_DIR": settings.AUDIT_CHECKPOINT_DIR,
+        "CASEAPI_VAR_DIR": str(tmp_path / "var"),
+    }
+    env.pop("AUDIT_SIGNING_KEY", None)
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "caseapi",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=1",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    worker.log_path = log_path  # type: ignore[attr-defined]
+    previous = {"broker_url": celery_app.conf.broker_url, "task_always_eager": celery_app.conf.task_always_eager}
+    _configure_celery(broker_url=redis_broker, task_always_eager=False)
+    try:
+        wait_for(lambda: b"ready." in log_path.read_bytes() or worker.poll() is not None, 60, "the worker to start")
+        assert worker.poll() is None, log_path.read_text()
+        yield worker
+    finally:
+        _configure_celery(**previous)
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        connections["default"].close()

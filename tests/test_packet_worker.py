@@ -11,21 +11,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 
-from audit import signing
 from audit.models import AuditAction, AuditEvent, ChainHead
-from caseapi.celery import app
 from cases.models import ExportPacket
-from tests.conftest import IS_CI, World, client_for
+from tests.conftest import World, client_for, wait_for
 from tests.factories import EvidenceFactory, LeadFactory
 
 pytestmark = [
@@ -37,107 +32,6 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parent.parent
 VERIFIER = ROOT / "cases" / "packets" / "verify_packet.py"
 CHAT = b"buyer: how much for an hour\nbot: 200\nbuyer: ok, where do we meet\n" * 200
-
-
-def _packet_broker_url() -> str:
-    """The broker of tests/test_celery_worker.py with another database number: one per
-    pytest-xdist worker, below that module's, so no two worker tests ever share a queue."""
-    base = urlsplit(os.environ.get("CASEAPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
-    offset = 1 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    number = int(base.path.strip("/") or 0)
-    return urlunsplit(base._replace(path=f"/{(number - offset) % 16}"))
-
-
-REDIS_URL = _packet_broker_url()
-
-
-def _wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def _configure(**conf: Any) -> None:
-    """Point this process's Celery app at another broker. Celery keeps its producer pool bound
-    to the first broker it used even after `app.close()`, so that pool is dropped too (or a
-    module running after another worker module would publish to the other module's broker)."""
-    app.conf.update(**conf)
-    app.close()
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def redis_broker() -> str:
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        if IS_CI:
-            pytest.fail(f"Redis is required in CI and is not reachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
-    client.flushdb()
-    return REDIS_URL
-
-
-@pytest.fixture
-def celery_worker(redis_broker: str, settings: Any, tmp_path: Path) -> Iterator[subprocess.Popen]:
-    """A prefork worker (one child process) on the test database, the same evidence and packet
-    folders and the same audit signing key; this process sends tasks to it through the broker."""
-    signing.signer()  # the key file exists before the worker reads it: one key for both processes
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DEBUG": "1",
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": redis_broker,
-        "EVIDENCE_ROOT": settings.STORAGES["evidence"]["OPTIONS"]["location"],
-        "PACKET_ROOT": settings.STORAGES["packets"]["OPTIONS"]["location"],
-        "AUDIT_SIGNING_KEY_FILE": settings.AUDIT_SIGNING_KEY_FILE,
-        "AUDIT_CHECKPOINT_DIR": settings.AUDIT_CHECKPOINT_DIR,
-        "CASEAPI_VAR_DIR": str(tmp_path / "var"),
-    }
-    env.pop("AUDIT_SIGNING_KEY", None)
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "caseapi",
-                "worker",
-                "--pool=prefork",
-                "--concurrency=1",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    worker.log_path = log_path  # type: ignore[attr-defined]
-    previous = {"broker_url": app.conf.broker_url, "task_always_eager": app.conf.task_always_eager}
-    _configure(broker_url=redis_broker, task_always_eager=False)
-    try:
-        _wait_for(lambda: b"ready." in log_path.read_bytes() or worker.poll() is not None, 60, "the worker to start")
-        assert worker.poll() is None, log_path.read_text()
-        yield worker
-    finally:
-        _configure(**previous)
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        connection.close()
 
 
 def _children(pid: int) -> list[int]:
@@ -211,7 +105,7 @@ def test_a_packet_is_built_by_a_real_worker_end_to_end_over_the_api(
         seen.append((status["status"], status["progress"], status["stage"]))
         return status if status["status"] in ("ready", "failed") else None
 
-    status = _wait_for(ready, 120, "the worker to build the packet")
+    status = wait_for(ready, 120, "the worker to build the packet")
     assert status["status"] == "ready", (status, celery_worker.log_path.read_text()[-3000:])
     progress = [p for _, p, _ in seen]
     assert progress == sorted(progress) and progress[-1] == 100
@@ -261,17 +155,17 @@ def test_a_worker_killed_mid_build_is_replaced_and_the_packet_rebuilt_once(
         def status() -> dict[str, Any]:
             return prosecutor.get(f"/api/packets/{packet_id}/").json()
 
-        _wait_for(lambda: status()["status"] == "building" and status()["attempts"] == 1, 60, "the first attempt")
+        wait_for(lambda: status()["status"] == "building" and status()["attempts"] == 1, 60, "the first attempt")
         children = _children(celery_worker.pid)
         assert len(children) == 1, children
         os.kill(children[0], signal.SIGKILL)
-        _wait_for(lambda: status()["attempts"] == 2, 60, "the task to be redelivered to a new child")
+        wait_for(lambda: status()["attempts"] == 2, 60, "the task to be redelivered to a new child")
         assert status()["status"] == "building"
     finally:
         release.set()
         done.wait(timeout=30)
         holder.join(timeout=30)
-    final = _wait_for(lambda: (s := status())["status"] in ("ready", "failed") and s, 120, "the rebuilt packet")
+    final = wait_for(lambda: (s := status())["status"] in ("ready", "failed") and s, 120, "the rebuilt packet")
     assert final["status"] == "ready", (final, celery_worker.log_path.read_text()[-3000:])
     assert final["attempts"] == 2
     assert ExportPacket.objects.filter(handoff_id=handoff).count() == 1

@@ -36,7 +36,15 @@ from tests.factories import TEST_PASSWORD, EvidenceFactory, LeadFactory
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 # Logins (POST /api/auth/token/) have no acting user yet; they are covered below on their own.
-NOT_WALKED = {("auth-token", "POST")}
+# Walked elsewhere: logins below; machine-client ingest (no acting user: the source is named)
+# and conversation snapshots in tests/intercept (test_auth.py, test_conversations.py,
+# test_snapshots.py), which assert their events.
+NOT_WALKED = {
+    ("auth-token", "POST"),
+    ("ingest-conversations", "POST"),
+    ("ingest-ads", "POST"),
+    ("conversation-snapshot", "POST"),
+}
 DOCUMENTATION_ROUTES = {"schema", "docs"}
 HIDDEN_PHONE = "(202) 555-0199"
 
@@ -759,6 +767,11 @@ READ_EXEMPT = {
     ("audit-consistency", "GET"): "hashes only, no event content",
     ("handoff-packets", "GET"): "build status of packets (progress, hash, size); the download is recorded",
     ("packet-detail", "GET"): "build status of a packet (progress, hash, size); the download is recorded",
+    # Recorded, and asserted in tests/intercept (test_api.py, test_analytics.py):
+    ("conversation-list", "GET"): "recorded as conversation.listed; asserted in tests/intercept/test_api.py",
+    ("conversation-detail", "GET"): "recorded as conversation.viewed; asserted in tests/intercept/test_api.py",
+    ("ad-list", "GET"): "recorded as ad.listed; asserted in tests/intercept/test_api.py",
+    ("analytics-summary", "GET"): "recorded as analytics.viewed; asserted in tests/intercept/test_analytics.py",
 }
 
 

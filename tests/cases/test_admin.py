@@ -32,6 +32,7 @@ from cases.models import (
     Role,
     TeamRole,
 )
+from intercept.models import IngestSource
 from tests.factories import TEST_PASSWORD, CaseFactory, EvidenceFactory, LeadFactory, UserFactory
 
 User = get_user_model()
@@ -331,7 +332,7 @@ def test_no_admin_offers_delete_or_add_except_the_user_add_form(rich, root):
         assert "delete_selected" not in model_admin.get_actions(request), model
         assert not model_admin.has_delete_permission(request), model
         assert not model_admin.has_change_permission(request), model
-        assert model_admin.has_add_permission(request) is (model is User), model
+        assert model_admin.has_add_permission(request) is (model in (User, IngestSource)), model
 
 
 DOMAIN_MODELS = {

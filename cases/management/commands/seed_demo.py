@@ -5,6 +5,7 @@ and custody, all made through the services (so audited). Refuses to run without 
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -34,12 +36,18 @@ from cases.models import (
     Role,
     TeamRole,
 )
+from intercept import services as intercept_services
 
 DEMO_OPERATION_TITLE = "Operation Safe Harbor"
 REFUSE_WITHOUT_DEBUG = (
     "seed_demo creates accounts whose passwords are printed and published; it runs only with "
     "DEBUG=1 (or --force on a disposable database)."
 )
+
+DEMO_SOURCE = "safe-harbor-bot"
+DEMO_ADS = 300
+DEMO_CONVERSATIONS = 100
+DEMO_DAYS = 60
 
 AGENCIES = [
     ("MCSO", "Metro County Sheriff's Office", AgencyKind.LAW_ENFORCEMENT),
@@ -115,7 +123,8 @@ class Command(BaseCommand):
                     agency=agencies["MCSO"], kind=CaseKind.OPERATION, title=DEMO_OPERATION_TITLE
                 ).first()
                 if existing is None:
-                    self._domain(users)
+                    operation = self._domain(users)
+                    self._intercepts(operation)
                 else:
                     self.stdout.write(
                         f"Demo operation {existing.number} {DEMO_OPERATION_TITLE!r} already exists; "
@@ -156,7 +165,7 @@ class Command(BaseCommand):
         )
         return out
 
-    def _domain(self, users: dict[str, AbstractBaseUser]) -> None:
+    def _domain(self, users: dict[str, AbstractBaseUser]) -> Case:
         det = users["mcso_investigator"]
         partner = users["mcso_investigator2"]
         sergeant = users["mcso_supervisor"]
@@ -326,6 +335,32 @@ class Command(BaseCommand):
         self.stdout.write(
             "  custody of the transcript: collected, received, checked out, checked in, transferred, "
             f"verified ({'match' if verified.details['match'] else 'MISMATCH'})"
+        )
+        return operation
+
+    def _intercepts(self, operation: Case) -> None:
+        """An ingest source bound to the operation, and a modest synthetic data set pushed
+        through it by `simulate_intercepts` (service layer): ads, bot conversations, the
+        buyer leads and transcript evidence they produce."""
+        issued = intercept_services.ingest_source_create(actor=None, name=DEMO_SOURCE, case=operation)
+        summary = io.StringIO()
+        call_command(
+            "simulate_intercepts",
+            source=DEMO_SOURCE,
+            ads=DEMO_ADS,
+            conversations=DEMO_CONVERSATIONS,
+            days=DEMO_DAYS,
+            seed=1,
+            stdout=summary,
+            stderr=io.StringIO(),
+        )
+        self.stdout.write(f"  intercepts (simulate_intercepts, {DEMO_DAYS} days):")
+        for line in summary.getvalue().splitlines():
+            self.stdout.write(f"    {line}")
+        self.stdout.write(
+            f"  ingest source {DEMO_SOURCE}: id {issued.source.pk}, secret {issued.secret} "
+            "(DEMO ONLY; push more with: manage.py simulate_intercepts --source "
+            f"{DEMO_SOURCE} --url http://127.0.0.1:8000 --secret <secret> --seed 2)"
         )
 
     def _credentials(self) -> None:
