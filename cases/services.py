@@ -1580,6 +1580,7 @@ def packet_build(*, packet_id: uuid.UUID | str) -> ExportPacket:
     are saved as the builder reports them (those two fields only, each in its own autocommit,
     so GET /api/packets/{id}/ shows them at once). A native that fails its re-hash
     (PacketIntegrityError) or any other error marks the packet failed, never ready."""
+    from audit.services import checkpoint_create
     from cases import packets
 
     with transaction.atomic():
@@ -1602,6 +1603,12 @@ def packet_build(*, packet_id: uuid.UUID | str) -> ExportPacket:
             )
     if gave_up:
         return _packet_fail(packet.pk, PACKET_GAVE_UP, "attempts_exhausted")
+    if packet.checkpoint_size is None:
+        # Pinned once: a rebuild after a worker died gives the same bytes (PACKET.md).
+        packet.checkpoint_size = checkpoint_create(actor=None).checkpoint.tree_size
+        ExportPacket.objects.filter(pk=packet.pk, checkpoint_size__isnull=True).update(
+            checkpoint_size=packet.checkpoint_size
+        )
 
     def on_progress(percent: int, stage: str) -> None:
         packet.progress = max(0, min(100, int(percent)))
@@ -1609,7 +1616,7 @@ def packet_build(*, packet_id: uuid.UUID | str) -> ExportPacket:
         packet.save(update_fields=["progress", "stage"])
 
     try:
-        built = packets.build_packet(packet=packet, on_progress=on_progress)
+        built = packets.build_packet(packet=packet, on_progress=on_progress, checkpoint_size=packet.checkpoint_size)
     except packets.PacketIntegrityError as exc:
         logger.error("packet %s failed an integrity check: %s", packet.pk, exc)
         return _packet_fail(packet.pk, str(exc) or PACKET_BUILD_ERROR, "integrity")

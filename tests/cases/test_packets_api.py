@@ -59,7 +59,9 @@ def fake_builder(
     progress, runs `during` mid-build, stores `payload` as the packet file."""
     calls: list[str] = []
 
-    def build(*, packet: ExportPacket, on_progress: Callable[[int, str], None]) -> PacketBuild:
+    def build(
+        *, packet: ExportPacket, on_progress: Callable[[int, str], None], checkpoint_size: int | None = None
+    ) -> PacketBuild:
         calls.append(str(packet.pk))
         on_progress(40, "natives")
         if during is not None:
@@ -330,7 +332,7 @@ def test_a_packet_left_half_built_by_a_dead_worker_is_rebuilt(
 ):
     packet = _queued(world, handoff, django_capture_on_commit_callbacks)
 
-    def worker_dies(*, packet: ExportPacket, on_progress: Callable[[int, str], None]) -> PacketBuild:
+    def worker_dies(*, packet: ExportPacket, on_progress: Callable[[int, str], None], **_: Any) -> PacketBuild:
         on_progress(55, "natives")
         raise SystemExit("worker lost")  # not an Exception: it escapes like a killed process
 
@@ -352,7 +354,7 @@ def test_a_packet_that_keeps_killing_its_worker_is_given_up(
 ):
     packet = _queued(world, handoff, django_capture_on_commit_callbacks)
 
-    def worker_dies(*, packet: ExportPacket, on_progress: Callable[[int, str], None]) -> PacketBuild:
+    def worker_dies(*, packet: ExportPacket, on_progress: Callable[[int, str], None], **_: Any) -> PacketBuild:
         raise SystemExit("worker lost")
 
     use_builder(monkeypatch, worker_dies)
@@ -373,7 +375,7 @@ def test_an_integrity_failure_fails_the_packet_and_it_never_becomes_ready(
 ):
     item = handoff.evidence.get()
 
-    def mismatch(*, packet: ExportPacket, on_progress: Callable[[int, str], None]) -> PacketBuild:
+    def mismatch(*, packet: ExportPacket, on_progress: Callable[[int, str], None], **_: Any) -> PacketBuild:
         on_progress(30, "natives")
         raise PacketIntegrityError(evidence_id=str(item.pk), expected=item.sha256, computed="00" * 32)
 
@@ -395,7 +397,7 @@ def test_an_integrity_failure_fails_the_packet_and_it_never_becomes_ready(
 def test_an_unexpected_error_fails_the_packet_with_a_plain_message(
     world, handoff, django_capture_on_commit_callbacks, monkeypatch
 ):
-    def broken(*, packet: ExportPacket, on_progress: Callable[[int, str], None]) -> PacketBuild:
+    def broken(*, packet: ExportPacket, on_progress: Callable[[int, str], None], **_: Any) -> PacketBuild:
         raise RuntimeError("connection to the evidence vault reset by peer 10.0.0.7")
 
     use_builder(monkeypatch, broken)
