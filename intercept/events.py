@@ -1,20 +1,19 @@
-"""Audit actions of intercept ingest and analytics (the 600s block), recorded through
-audit.services.audit_record next to the case domain's own actions."""
+"""Short names, for intercept code, of the audit actions of ingest and analytics (the 700s
+block of audit.models.AuditAction, which is the one list of actions)."""
 
 from __future__ import annotations
 
-from django.db import models
+from audit.models import AuditAction
 
 
-class InterceptAction(models.TextChoices):
-    # 600s: ingest sources, ingest, conversations, ads, analytics
-    SOURCE_CREATED = "ingest.source_created"
-    SOURCE_ROTATED = "ingest.source_rotated"
-    SOURCE_UPDATED = "ingest.source_updated"
-    AUTH_FAILED = "ingest.auth_failed"
-    BATCH_RECEIVED = "ingest.batch_received"
-    CONVERSATION_LISTED = "conversation.listed"
-    CONVERSATION_VIEWED = "conversation.viewed"
-    SNAPSHOT_TAKEN = "conversation.snapshot_taken"
-    AD_LISTED = "ad.listed"
-    ANALYTICS_VIEWED = "analytics.viewed"
+class InterceptAction:
+    SOURCE_CREATED = AuditAction.INGEST_SOURCE_CREATED
+    SOURCE_ROTATED = AuditAction.INGEST_SOURCE_ROTATED
+    SOURCE_UPDATED = AuditAction.INGEST_SOURCE_UPDATED
+    AUTH_FAILED = AuditAction.INGEST_AUTH_FAILED
+    BATCH_RECEIVED = AuditAction.INGEST_BATCH_RECEIVED
+    CONVERSATION_LISTED = AuditAction.CONVERSATION_LISTED
+    CONVERSATION_VIEWED = AuditAction.CONVERSATION_VIEWED
+    SNAPSHOT_TAKEN = AuditAction.CONVERSATION_SNAPSHOT_TAKEN
+    AD_LISTED = AuditAction.AD_LISTED
+    ANALYTICS_VIEWED = AuditAction.ANALYTICS_VIEWED
