@@ -30,7 +30,7 @@ from intercept.models import Conversation
 
 DEFAULT_MAX_ITEMS = 1000
 BODY_NOT_JSON = "The body is not valid UTF-8 JSON."
-BODY_SHAPE = 'Expected a JSON object {"items": [...]}.'
+BODY_SHAPE = 'Expected a JSON object {"items": [...]} or a JSON array of items.'
 TOO_MANY_ITEMS = "At most {max} items per batch."
 
 
@@ -39,12 +39,14 @@ def max_items() -> int:
 
 
 def batch_items(body: bytes) -> list[Any]:
-    """The `items` of a batch body; ParseError (400) on bad JSON, ValidationError (400) on a
-    wrong shape or more than INGEST_MAX_ITEMS items."""
+    """The items of a batch body, `{"items": [...]}` or a bare array; ParseError (400) on bad
+    JSON, ValidationError (400) on another shape or more than INGEST_MAX_ITEMS items."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ParseError(BODY_NOT_JSON) from exc
+    if isinstance(data, list):
+        data = {"items": data}
     if not isinstance(data, dict) or set(data) != {"items"} or not isinstance(data["items"], list):
         raise ValidationError({"non_field_errors": [BODY_SHAPE]})
     if len(data["items"]) > max_items():
