@@ -6,14 +6,15 @@ plus second pushes, over 60 days (--quick: a tenth). Prints, each measured in th
 - messages/s ingested end to end: every conversation push (first and second) over HTTP with its
   signature check, parsing, buyer leads, transcript evidence for closed conversations, audit
   events; messages stored / wall time of those pushes (goal >= 1,000/s);
-- that rate / the rate of an in-process bulk insert (Django bulk_create, batches of 2,000) of
-  the same rows (goal >= 0.5), two ways:
+- that rate / the rate of an in-process bulk insert of the same rows (goal >= 0.5):
   `ingest_vs_bulk_insert_ratio`: every database row the conversation pushes stored (leads, their
   identifier links, conversations, messages, transcript evidence items, custody events, snapshot
   links, audit events), read back after the run and inserted again as copies into a second
-  operation of the same database (the transcript files are not rewritten);
-  `ingest_vs_bulk_insert_messages_only_ratio`: only the leads, conversations and messages, built
-  from the data set and inserted before the HTTP run, on the fresh database;
+  operation of the same database with Django's bulk_create (batches of 2,000; the transcript
+  files are not rewritten). Ingest itself writes chat messages with COPY (intercept.services.
+  insert_rows) and the other rows with bulk_create. For reference only, not a goal: the same
+  rate against a bulk insert of a subset of those rows (leads, conversations and messages,
+  built from the data set and inserted before the HTTP run, on the fresh database);
 - the time to ingest the whole data set, ads and conversations (goal <= 600 s; --quick 60 s).
 
 The audit log is sealed by the sequencer process, as in production with a broker.
@@ -298,7 +299,7 @@ def main() -> None:
     )
     figure("ingest_messages_per_second", rate, ">=", 1000)
     figure("ingest_vs_bulk_insert_ratio", rate / copy_rate, ">=", 0.5)
-    figure("ingest_vs_bulk_insert_messages_only_ratio", rate / bulk_rate, ">=", 0.5)
+    print(f"for reference, not a goal: end to end / bulk insert of the subset {rate / bulk_rate:.3f}", flush=True)
     figure("ingest_dataset_seconds", sum(seconds.values()), "<=", 60 if args.quick else 600)
 
 

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.fernet import InvalidToken
 from django.contrib.auth.models import AbstractBaseUser
@@ -36,7 +36,7 @@ from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
 from audit.models import AuditAction
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from caseapi.exceptions import Conflict
 from cases import selectors as case_selectors
 from cases.models import (
@@ -425,6 +425,29 @@ def update_rows(objs: list[Model], fields: list[str]) -> None:
             cursor.execute(sql, params)
 
 
+def insert_rows(model: type[Model], fields: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert `rows` (values of `fields`, attnames, in order) into `model`'s table without
+    building model instances: PostgreSQL COPY in one stream; elsewhere bulk_create. For the
+    largest append-only tables of ingest (chat messages), where Django's per-field insert
+    preparation costs more than the database does. Values must already be in their Python
+    database types (no save(), no signals, no auto_now: callers pass created_at)."""
+    if not rows:
+        return
+    meta = model._meta
+    columns = [meta.get_field(name).column for name in fields]
+    if connection.vendor != "postgresql":
+        attnames = [meta.get_field(name).attname for name in fields]
+        model._default_manager.bulk_create(
+            [model(**dict(zip(attnames, row, strict=True))) for row in rows], batch_size=MESSAGE_BATCH
+        )
+        return
+    quote = connection.ops.quote_name
+    sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def _check_case_open(case: Case) -> None:
     if case.status == CaseStatus.CLOSED:
         raise Conflict(SOURCE_CASE_CLOSED.format(number=case.number))
@@ -577,7 +600,18 @@ class _Snapshotting:
     result: dict[str, Any]
 
 
-def _lines(messages: Iterable[Message]) -> list[transcript.TranscriptLine]:
+class NewMessage(NamedTuple):
+    """A message to insert (Message's columns, in insert_rows order)."""
+
+    conversation_id: uuid.UUID
+    seq: int
+    external_id: str
+    direction: str
+    sent_at: datetime
+    body: str
+
+
+def _lines(messages: Iterable[Message | NewMessage]) -> list[transcript.TranscriptLine]:
     return [
         transcript.TranscriptLine(
             seq=m.seq, sent_at=m.sent_at, direction=m.direction, external_id=m.external_id, body=m.body
@@ -667,7 +701,7 @@ class _ConversationWriter:
         created: bool,
         changes: dict[str, Any],
         warnings: list[str],
-    ) -> list[Message]:
+    ) -> list[NewMessage]:
         for name in SIGNAL_FIELDS:
             if getattr(item, name) and not getattr(conversation, name):
                 setattr(conversation, name, True)
@@ -690,19 +724,12 @@ class _ConversationWriter:
             if item.ad_site and not conversation.ad_site:
                 conversation.ad_site, conversation.ad_external_id = item.ad_site, item.ad_external_id
                 changes["ad"] = [None, f"{item.ad_site} {item.ad_external_id}"]
-        added: list[Message] = []
+        added: list[NewMessage] = []
         seq = conversation.message_count
         for message in fresh:
             seq += 1
             added.append(
-                Message(
-                    conversation=conversation,
-                    seq=seq,
-                    external_id=message.external_id,
-                    direction=message.direction,
-                    sent_at=message.sent_at,
-                    body=message.body,
-                )
+                NewMessage(conversation.pk, seq, message.external_id, message.direction, message.sent_at, message.body)
             )
             if conversation.first_message_at is None or message.sent_at < conversation.first_message_at:
                 conversation.first_message_at = message.sent_at
@@ -716,7 +743,7 @@ class _ConversationWriter:
             changes.clear()
         return added
 
-    def _touch_lead(self, lead: Lead, conversation: Conversation, added: list[Message], touched: dict) -> None:
+    def _touch_lead(self, lead: Lead, conversation: Conversation, added: list[NewMessage], touched: dict) -> None:
         if lead.pk not in touched and not lead._state.adding:
             self.before[lead.pk] = {name: getattr(lead, name) for name in LEAD_AUDIT_FIELDS}
         touched[lead.pk] = lead
@@ -753,7 +780,7 @@ class _ConversationWriter:
         newly_linked: list[tuple[Lead, Identifier]] = []
         new_conversations: list[Conversation] = []
         changed_conversations: list[Conversation] = []
-        new_messages: list[Message] = []
+        new_messages: list[NewMessage] = []
         touched: dict[uuid.UUID, Lead] = {}
         snapshots: list[_Snapshotting] = []
 
@@ -835,7 +862,7 @@ class _ConversationWriter:
         Conversation.objects.bulk_create(new_conversations)
         if changed_conversations:
             update_rows(changed_conversations, CONVERSATION_UPDATE_FIELDS)
-        Message.objects.bulk_create(new_messages, batch_size=MESSAGE_BATCH)
+        insert_rows(Message, [*NewMessage._fields, "created_at"], [(*m, self.now) for m in new_messages])
         new_lead_ids = {lead.pk for lead in new_leads}
         changed_leads = [lead for lead in touched.values() if lead.pk not in new_lead_ids]
         if changed_leads:
@@ -936,6 +963,7 @@ class _ConversationWriter:
             "agency_id": source.agency_id,
             "case_id": self.case.pk,
         }
+        entries: list[dict[str, Any]] = []
         for lead in new_leads:
             changes = {
                 name: [None, getattr(lead, name)]
@@ -943,7 +971,7 @@ class _ConversationWriter:
                 if getattr(lead, name) not in (None, "", False)
             }
             changes["identifiers"] = [[], sorted(self.links_added[lead.pk])]
-            audit_record(action=AuditAction.LEAD_CREATED, target=lead, changes=changes, **common)
+            entries.append({"action": AuditAction.LEAD_CREATED, "target": lead, "changes": changes, **common})
         for lead in changed_leads:
             before = self.before[lead.pk]
             changes = {
@@ -954,11 +982,17 @@ class _ConversationWriter:
             if self.links_added[lead.pk]:
                 changes["identifiers_added"] = sorted(self.links_added[lead.pk])
             if changes:
-                audit_record(action=AuditAction.LEAD_UPDATED, target=lead, changes=changes, **common)
+                entries.append({"action": AuditAction.LEAD_UPDATED, "target": lead, "changes": changes, **common})
         for item, row in zip(evidence, snapshot_rows, strict=True):
-            audit_record(
-                action=AuditAction.EVIDENCE_CREATED, target=item, changes=_evidence_changes(item, row), **common
+            entries.append(
+                {
+                    "action": AuditAction.EVIDENCE_CREATED,
+                    "target": item,
+                    "changes": _evidence_changes(item, row),
+                    **common,
+                }
             )
+        audit_record_many(entries)
 
 
 def _evidence_changes(item: EvidenceItem, row: TranscriptSnapshot) -> dict[str, Any]:
@@ -1079,6 +1113,7 @@ def _deconflict(source: IngestSource, system: AbstractBaseUser, linked: list[tup
         .order_by("identifier_id", "lead__case_id")
     )
     seen: set[tuple[int, uuid.UUID]] = set()
+    entries: list[dict[str, Any]] = []
     for link in links:
         matched = link.lead.case
         if (link.identifier_id, matched.pk) in seen:
@@ -1093,28 +1128,33 @@ def _deconflict(source: IngestSource, system: AbstractBaseUser, linked: list[tup
             matched_agency=matched.agency,
         )
         value = f"{link.identifier.kind}:{link.identifier.value}"
-        audit_record(
-            action=AuditAction.DECONFLICTION_HIT,
-            actor=None,
-            actor_name=source.actor_name,
-            agency_id=source.agency_id,
-            target=hit,
-            case_id=source.case_id,
-            changes={"identifier": value, "matched_agency": matched.agency.code},
+        entries.append(
+            {
+                "action": AuditAction.DECONFLICTION_HIT,
+                "actor": None,
+                "actor_name": source.actor_name,
+                "agency_id": source.agency_id,
+                "target": hit,
+                "case_id": source.case_id,
+                "changes": {"identifier": value, "matched_agency": matched.agency.code},
+            }
         )
-        audit_record(
-            action=AuditAction.DECONFLICTION_NOTIFIED,
-            actor=None,
-            actor_name=source.actor_name,
-            agency_id=matched.agency_id,
-            target=hit,
-            case_id=matched.pk,
-            changes={
-                "identifier": value,
-                "requesting_agency_id": source.agency_id,
-                "requested_by": source.actor_name,
-            },
+        entries.append(
+            {
+                "action": AuditAction.DECONFLICTION_NOTIFIED,
+                "actor": None,
+                "actor_name": source.actor_name,
+                "agency_id": matched.agency_id,
+                "target": hit,
+                "case_id": matched.pk,
+                "changes": {
+                    "identifier": value,
+                    "requesting_agency_id": source.agency_id,
+                    "requested_by": source.actor_name,
+                },
+            }
         )
+    audit_record_many(entries)
     return len(seen)
 
 
@@ -1300,6 +1340,7 @@ def leads_rescore(*, case: Case) -> int:
             .order_by("pk")
         )
         changed = []
+        entries: list[dict[str, Any]] = []
         for lead in leads:
             before = (lead.priority_score, lead.priority_factors, lead.priority)
             score, factors = scoring.lead_score(
@@ -1315,15 +1356,18 @@ def leads_rescore(*, case: Case) -> int:
                 continue
             lead.priority_score, lead.priority_factors, lead.priority, lead.updated_at = score, factors, priority, now
             changed.append(lead)
-            audit_record(
-                action=AuditAction.LEAD_UPDATED,
-                actor=None,
-                actor_name="system:rescore",
-                agency_id=case.agency_id,
-                target=lead,
-                case_id=case.pk,
-                changes={"priority_score": [before[0], score], "priority": [before[2], priority]},
+            entries.append(
+                {
+                    "action": AuditAction.LEAD_UPDATED,
+                    "actor": None,
+                    "actor_name": "system:rescore",
+                    "agency_id": case.agency_id,
+                    "target": lead,
+                    "case_id": case.pk,
+                    "changes": {"priority_score": [before[0], score], "priority": [before[2], priority]},
+                }
             )
         if changed:
             update_rows(changed, ["priority_score", "priority_factors", "priority", "updated_at"])
+            audit_record_many(entries)
     return len(changed)

@@ -438,3 +438,48 @@ def test_long_user_agent_is_truncated(world, as_user):
     with new_events() as events:
         as_user(world.lead).get(f"/api/cases/{world.case.pk}/", HTTP_USER_AGENT="A" * 2000)
     assert only_event(events, AuditAction.CASE_VIEWED).user_agent == "A" * 512
+
+
+def test_record_many_inserts_each_event_in_order_with_the_request_context(world):
+    from audit import context, sealing
+    from audit.services import audit_record_many
+    from audit.verify import verify_log
+
+    lead = LeadFactory(case=world.case)
+    token = context.bind(context.RequestContext(request_id="batch-42", ip="10.0.0.9", user_agent="bot/2"))
+    try:
+        with new_events() as events, transaction.atomic():
+            recorded = audit_record_many(
+                {
+                    "action": AuditAction.LEAD_UPDATED,
+                    "actor": None,
+                    "actor_name": "source:bot",
+                    "agency_id": world.agency_a.pk,
+                    "target": lead,
+                    "case_id": world.case.pk,
+                    "changes": {"priority": [n, n + 1]},
+                }
+                for n in range(3)
+            )
+    finally:
+        context.reset(token)
+    assert [e.pk for e in recorded] == [e.pk for e in events]
+    assert [e.changes for e in events] == [{"priority": [n, n + 1]} for n in range(3)]
+    assert {(e.request_id, e.ip, e.user_agent, e.target_id, e.actor_name) for e in events} == {
+        ("batch-42", "10.0.0.9", "bot/2", str(lead.pk), "source:bot")
+    }
+    sealing.seal_pending()
+    assert verify_log().ok
+
+
+def test_record_many_rolls_back_with_the_change_and_records_nothing_when_off(world, settings):
+    from audit.services import audit_record_many
+
+    entry = {"action": AuditAction.LEAD_UPDATED, "actor": world.lead, "target": world.case}
+    with new_events() as events:
+        with pytest.raises(Boom), transaction.atomic():
+            audit_record_many([entry, entry])
+            raise Boom
+        settings.AUDIT_RECORDING = False
+        assert audit_record_many([entry]) == []
+    assert events == []

@@ -280,16 +280,17 @@ def test_a_closed_operation_accepts_nothing(push, world):
 
 def test_a_database_error_on_one_item_rejects_only_that_item(push, monkeypatch):
     """The set-based write fails, so each item is written again in its own savepoint."""
-    original = Message.objects.bulk_create
+    original = services.insert_rows
 
-    def refuse_c2(objs: list, *args: Any, **kwargs: Any) -> Any:
-        if any(m.conversation.external_id == "c2" for m in objs):
+    def refuse_c2(model: Any, fields: list[str], rows: list[tuple]) -> Any:
+        c2 = set(Conversation.objects.filter(external_id="c2").values_list("pk", flat=True))
+        if model is Message and any(row[0] in c2 for row in rows):
             from django.db import DataError
 
             raise DataError("value too long")
-        return original(objs, *args, **kwargs)
+        return original(model, fields, rows)
 
-    monkeypatch.setattr(Message.objects, "bulk_create", refuse_c2)
+    monkeypatch.setattr(services, "insert_rows", refuse_c2)
     results = push.ok("conversations", [conversation("c1"), conversation("c2", phone="786-555-0123")])
     assert [r["status"] for r in results] == ["created", "rejected"]
     assert results[1]["errors"] == {"item": [services.ITEM_NOT_STORED.format(error="DataError")]}
