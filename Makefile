@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test lint format install install-dev migrate demo check worker beat gunicorn clean
+.PHONY: run test lint format install install-dev migrate demo check worker beat sequencer relay gunicorn clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ worker: install
 
 beat: install
 	$(BIN)/celery -A caseapi beat --loglevel=INFO
+
+sequencer: install
+	$(BIN)/python manage.py audit_sequencer
+
+relay: install
+	$(BIN)/python manage.py outbox_relay
 
 gunicorn: install
 	$(BIN)/gunicorn caseapi.wsgi --config gunicorn.conf.py

@@ -82,6 +82,14 @@ def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+CHUNK_ROWS = 100_000  # per query, so each stays well inside the statement timeout
+
+
+def _chunks(lo: int, hi: int) -> list[tuple[int, int]]:
+    """[lo, hi] in pieces for the worker pool: at least one per worker, at most CHUNK_ROWS each."""
+    return _ranges(lo, hi, max(_workers(), -(-(hi - lo + 1) // CHUNK_ROWS)))
+
+
 def _ranges(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
     if hi < lo:
         return []
@@ -123,10 +131,14 @@ def _prev_hashes(starts: list[int]) -> dict[int, str]:
 
 def verify_chain_and_tree(result: Any, roots: dict[int, bytes]) -> int:
     """Fill `result` (checked, failures); returns the size of the last checkpoint that holds."""
+    # The head is read before the entries: the sequencer moves both in one transaction and
+    # never backwards, so an untouched log holds at least `head` entries at any later read
+    # (events sealed while the verification runs do not look like a truncated tail).
+    head = ChainHead.objects.values_list("size", flat=True).first() or 0
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_auditevent WHERE seq IS NOT NULL")
         (top,) = cursor.fetchone()
-    chunks = _ranges(1, top, _workers())
+    chunks = _chunks(1, top)
     prevs = _prev_hashes([lo for lo, _ in chunks])
     answers = _run_all([(CHAIN_SQL, {"lo": lo, "hi": hi, "prev": prevs[lo]}) for lo, hi in chunks])
     checked = top
@@ -147,7 +159,6 @@ def verify_chain_and_tree(result: Any, roots: dict[int, bytes]) -> int:
         # rewritten consistently; the subtree's first leaf is the first that can be trusted no more.
         result.fail(tree_first_bad, f"the stored tree disagrees with the entries from seq {tree_first_bad} on")
     last_good = _check_roots(result, roots, checked)
-    head = ChainHead.objects.values_list("size", flat=True).first() or 0
     if head > checked and result.first_bad_seq is None and not (roots and max(roots) > checked):
         result.fail(checked + 1, f"the chain head records {head} sealed events but only {checked} are present")
     return last_good
@@ -165,7 +176,7 @@ def _verify_tree(result: Any, size: int) -> int | None:
         if counts.get(level, 0) < expected:
             result.fail(None, f"level {level} of the tree is missing nodes ({counts.get(level, 0)} of {expected})")
         sql = LEAF_LEVEL_SQL if level == 1 else NODE_LEVEL_SQL
-        for lo, hi in _ranges(0, expected - 1, _workers()):
+        for lo, hi in _chunks(0, expected - 1):
             jobs.append((level, sql, {"level": level, "lo": lo, "hi": hi}))
     answers = _run_all([(sql, params) for _, sql, params in jobs])
     first_seq = None

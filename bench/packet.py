@@ -92,7 +92,7 @@ def child_seed(items: int, total_bytes: int, leads: int) -> dict[str, Any]:
             case=case,
             kind=kinds[n % len(kinds)],
             lead=people[n % len(people)],
-            upload=SimpleUploadedFile(f"item-{n:04d}.bin", os.urandom(size), "application/octet-stream"),
+            upload=SimpleUploadedFile(f"item-{n:04d}.pdf", b"%PDF-1.7\n" + os.urandom(size - 9), "application/pdf"),
             description=f"Seeded item {n}",
         )
     now = timezone.now()

@@ -212,3 +212,103 @@ def drive(port: int, clients: int, seconds: float, make_request: Callable[[int, 
         t.join()
     result.seconds = time.monotonic() - began
     return result
+
+
+# ---------------------------------------------------------------- processes: a Celery worker, /proc
+
+
+@contextlib.contextmanager
+def celery_worker(env: dict[str, str], concurrency: int = 1) -> Iterator[subprocess.Popen]:
+    """A real prefork Celery worker on env's CELERY_BROKER_URL, started and ready (its log says
+    "ready."); stopped with a warm shutdown afterwards. The log is kept in a temporary file
+    named by the Popen's `log_path` attribute, and removed afterwards."""
+    log = tempfile.NamedTemporaryFile(prefix="celery-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "caseapi",
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 60
+        while b"ready." not in Path(log.name).read_bytes():
+            if proc.poll() is not None:
+                raise RuntimeError("celery worker exited:\n" + Path(log.name).read_text()[-3000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError("celery worker did not start:\n" + Path(log.name).read_text()[-3000:])
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        Path(log.name).unlink(missing_ok=True)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (Linux: read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def command_line(pid: int) -> str:
+    """The process's command line, arguments joined by spaces ("" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident set size of `pid` in KiB (VmRSS of /proc/<pid>/status); None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def background_logged(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen]:
+    """As `background`, with the process's output kept in a temporary file named by the Popen's
+    `log_path` attribute (removed afterwards)."""
+    log = tempfile.NamedTemporaryFile(prefix="background-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen([PYTHON, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        Path(log.name).unlink(missing_ok=True)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
+# A media type, or a whole family as `type/*` (for allow-lists).
+MEDIA_TYPE_PATTERN = r"[a-z0-9][a-z0-9.+-]*/(\*|[a-z0-9][a-z0-9.+-]*)"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -39,8 +42,12 @@ def envint(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
-def envlist(name: str, default: list[str]) -> list[str]:
+def envlist(name: str, default: list[str], *, pattern: str | None = None) -> list[str]:
+    """Comma-separated items; with `pattern`, every item (default ones too) must match it whole."""
     raw = os.environ.get(name)
-    if raw is None:
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
+    items = default if raw is None else [item.strip() for item in raw.split(",") if item.strip()]
+    if pattern is not None:
+        for item in items:
+            if not re.fullmatch(pattern, item):
+                raise ImproperlyConfigured(f"{name}: {item!r} is not valid (expected {pattern})")
+    return items

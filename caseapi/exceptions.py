@@ -2,7 +2,8 @@
 
 Domain errors subclass DRF's APIException (status, default detail and code on the class), so
 services raise them directly and management commands can print them. Django's own
-ValidationError, Http404 and PermissionDenied are mapped here too.
+ValidationError, Http404 and PermissionDenied are mapped here too, and a lost database
+connection becomes a 503 with a reason (caseapi.dbfaults), never a 500.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from caseapi import dbfaults
 
 
 class Conflict(exceptions.APIException):
@@ -43,6 +46,14 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database connection failed mid-request (caseapi.dbfaults): the request's transaction
+    was rolled back, and the client may retry."""
+
+    default_detail = dbfaults.DATABASE_UNAVAILABLE
+    default_code = dbfaults.DATABASE_UNAVAILABLE_CODE
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
@@ -54,10 +65,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif dbfaults.is_database_unavailable(exc):
+        dbfaults.log_database_unavailable(context.get("request"), exc)
+        exc = DatabaseUnavailable()
 
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, DatabaseUnavailable):
+        response["Retry-After"] = str(dbfaults.RETRY_AFTER_SECONDS)
     if isinstance(exc, exceptions.APIException) and isinstance(response.data, dict):
         if set(response.data) == {"detail"}:
             detail = exc.detail

@@ -71,11 +71,38 @@ def _check_audit() -> list[str]:
     return problems
 
 
+def _check_outbox(broker_problem: str | None) -> tuple[list[str], list[str]]:
+    """(problems, warnings). A broker that is down is a warning, not unreadiness: the outbox
+    keeps the work and every server can still answer; pulling them all from the load balancer
+    would undo that. With the broker up, work waiting longer than the bound means the relay
+    is not running: that is unreadiness."""
+    if not settings.CELERY_BROKER_URL:
+        return [], []
+    from outbox.selectors import outbox_backlog
+
+    backlog = outbox_backlog()
+    if broker_problem is not None:
+        return [], [f"{broker_problem} ({backlog.pending} tasks kept in the outbox until it returns)"]
+    age = backlog.oldest_age.total_seconds() if backlog.oldest_age is not None else 0
+    if age > settings.OUTBOX_MAX_BACKLOG_SECONDS:
+        return [
+            f"outbox: {backlog.pending} tasks waiting, the oldest for {age:.0f}s "
+            f"(bound {settings.OUTBOX_MAX_BACKLOG_SECONDS}s): is `manage.py outbox_relay` running?"
+        ], []
+    return [], []
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
-    problems = [p for p in (_check_database(), _check_broker()) if p]
+    problems = [p for p in (_check_database(),) if p]
+    warnings: list[str] = []
     if not problems:
+        outbox_problems, warnings = _check_outbox(_check_broker())
+        problems += outbox_problems
         problems += _check_audit()
     if problems:
         logger.error("not ready: %s", "; ".join(problems))
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
+    if warnings:
+        logger.warning("ready, degraded: %s", "; ".join(warnings))
+        return JsonResponse({"status": "degraded", "warnings": warnings})
     return JsonResponse({"status": "ok"})

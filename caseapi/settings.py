@@ -9,13 +9,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from caseapi.env import envbool, envint, envlist, envstr
+from caseapi.env import MEDIA_TYPE_PATTERN, envbool, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("CASEAPI_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = envbool("DEBUG", False)
-TESTING = "pytest" in sys.modules or envbool("CASEAPI_TESTING", False)
+# Only the test runner itself: no environment variable can make a deployment "testing", so
+# secrets are never defaulted and HTTPS hardening never skipped outside DEBUG.
+TESTING = "pytest" in sys.modules
 
 SECRET_KEY = envstr("SECRET_KEY")
 if not SECRET_KEY:
@@ -42,10 +44,12 @@ INSTALLED_APPS = [
     "audit",
     "cases",
     "intercept",
+    "outbox",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "caseapi.security.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -53,6 +57,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestContextMiddleware",
+    "caseapi.dbfaults.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "caseapi.urls"
@@ -132,6 +137,63 @@ STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
 EVIDENCE_ROOT = Path(envstr("EVIDENCE_ROOT", str(VAR_DIR / "evidence")))
 PACKET_ROOT = Path(envstr("PACKET_ROOT", str(VAR_DIR / "packets")))
 EVIDENCE_MAX_UPLOAD_BYTES = envint("EVIDENCE_MAX_UPLOAD_BYTES", 2 * 1024**3, minimum=1)
+# Media types accepted for stored evidence, as detected from the content's first bytes (never
+# from the file name or the declared type); `type/*` accepts a whole family.
+EVIDENCE_ALLOWED_TYPES = envlist(
+    "EVIDENCE_ALLOWED_TYPES",
+    [
+        # pictures and screenshots
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "image/tiff",
+        "image/bmp",
+        "image/heic",
+        "image/avif",
+        # documents
+        "application/pdf",
+        "application/rtf",
+        "application/msword",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.ms-excel",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.oasis.opendocument.text",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        "application/vnd.oasis.opendocument.presentation",
+        # recordings
+        "video/mp4",
+        "video/x-m4v",
+        "video/quicktime",
+        "video/3gpp",
+        "video/webm",
+        "video/x-matroska",
+        "video/x-msvideo",
+        "video/mpeg",
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/aac",
+        "audio/ogg",
+        "audio/x-wav",
+        "audio/x-flac",
+        "audio/amr",
+        # chat exports, transcripts, saved pages and ad captures
+        "text/plain",
+        "text/csv",
+        "text/html",
+        "application/json",
+        "application/xml",
+        "application/warc",
+        # exports that bundle the above (chat exports with media, subpoena returns)
+        "application/zip",
+        "application/gzip",
+        # a zero-byte file (nothing in it to run)
+        "application/x-empty",
+    ],
+    pattern=MEDIA_TYPE_PATTERN,
+)
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -200,6 +262,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # No third-party validator badge: the docs load nothing from outside (caseapi.security CSP).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {
         "CaseStatusEnum": "cases.models.CaseStatus",
         "LeadStatusEnum": "cases.models.LeadStatus",
@@ -217,6 +281,13 @@ SPECTACULAR_SETTINGS = {
 AUDIT_LOG_ORIGIN = envstr("AUDIT_LOG_ORIGIN", "caseapi.local/audit")
 AUDIT_SIGNING_KEY = envstr("AUDIT_SIGNING_KEY")
 AUDIT_SIGNING_KEY_FILE = envstr("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-signing.key"))
+if not (DEBUG or TESTING or AUDIT_SIGNING_KEY or Path(AUDIT_SIGNING_KEY_FILE).is_file()):
+    # Only development generates a key; checked here so that a deployment fails at start,
+    # not at its first checkpoint.
+    raise ImproperlyConfigured(
+        f"AUDIT_SIGNING_KEY, or an AUDIT_SIGNING_KEY_FILE that exists, is required when DEBUG is off "
+        f"(no file at {AUDIT_SIGNING_KEY_FILE})"
+    )
 AUDIT_CHECKPOINT_DIR = envstr("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints"))
 AUDIT_CHECKPOINT_SINK = envstr("AUDIT_CHECKPOINT_SINK", "audit.sinks.DirectorySink")
 AUDIT_SEAL_BATCH = envint("AUDIT_SEAL_BATCH", 1000, minimum=1)
@@ -259,9 +330,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "cases.tasks.evidence_fixity_sweep",
         "schedule": timedelta(hours=envint("EVIDENCE_FIXITY_SWEEP_HOURS", 24, minimum=1)),
     },
+    "outbox-relay": {"task": "outbox.tasks.outbox_relay", "schedule": timedelta(seconds=30)},
+    "outbox-purge": {"task": "outbox.tasks.outbox_purge", "schedule": timedelta(hours=1)},
+    "packets-resume-orphaned": {"task": "cases.tasks.packets_resume_orphaned", "schedule": timedelta(minutes=1)},
 }
+# Transactional outbox (outbox/): sent rows (and their dedup keys) kept this long; the
+# after-commit publish leaves a broker alone this long after finding it down.
+OUTBOX_RETENTION = timedelta(days=envint("OUTBOX_RETENTION_DAYS", 7, minimum=1))
+OUTBOX_FAST_PATH_BACKOFF = envint("OUTBOX_FAST_PATH_BACKOFF_SECONDS", 5, minimum=0)
+# /readyz fails when, with the broker up, outbox work has waited longer than this (no relay).
+OUTBOX_MAX_BACKLOG_SECONDS = envint("OUTBOX_MAX_BACKLOG_SECONDS", 300, minimum=1)
 
-# Security headers; production hardening is completed by DEBUG=0 deployments (README).
+# Security headers (and caseapi.security: Content-Security-Policy, no-store on the API);
+# production hardening is completed by DEBUG=0 deployments (README).
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -272,9 +353,16 @@ if not DEBUG and not TESTING:
     SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", True)
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP; the probes reveal no data.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # security.W021 asks for HSTS preload. Entering the browsers' preload list binds every
+        # subdomain of the registered domain and takes months to undo: the domain owner's
+        # decision (SECURE_HSTS_PRELOAD=1), not a default. Silenced only while preload is off.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 LOGGING = {
     "version": 1,

@@ -59,15 +59,3 @@ def normalize(kind: str, value: str) -> str:
     if not _HANDLE.match(handle):
         raise ValidationError(HANDLE_INVALID.format(value=value), code="invalid_handle")
     return handle
-
-
-def search_candidates(raw: str) -> list[tuple[str, str]]:
-    """Every (kind, value) a free-typed search term could mean: a phone in any format, an
-    email in any case, a handle with or without @. Terms that normalize to nothing are dropped."""
-    out: list[tuple[str, str]] = []
-    for kind in IdentifierKind.values:
-        try:
-            out.append((kind, normalize(kind, raw)))
-        except ValidationError:
-            continue
-    return out

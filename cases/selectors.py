@@ -36,6 +36,7 @@ from cases.models import (
     HandoffStatus,
     HandoffUserObjectPermission,
     Identifier,
+    IdentifierKind,
     Lead,
     LeadIdentifier,
     Role,
@@ -67,16 +68,31 @@ def user_agency_id(user: AbstractBaseUser) -> int | None:
     return profile.agency_id if profile is not None else None
 
 
-def case_ids_for(user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW) -> QuerySet:
-    """A subquery of the ids of cases on which `user` holds `perm` as an object permission."""
-    if not user or not user.is_authenticated or not user.is_active:
-        return Case.objects.none().values("id")
+def _grants(user: AbstractBaseUser, perm: CasePerm) -> tuple[QuerySet, QuerySet]:
+    """The ids of the cases `user` holds `perm` on directly, and through a group: two subqueries
+    of the grant tables, by holder and permission."""
     perm_filter = {"permission__codename": perm, "permission__content_type__app_label": "cases"}
-    direct = CaseUserObjectPermission.objects.filter(user_id=user.pk, **perm_filter).values("content_object_id")
-    via_group = CaseGroupObjectPermission.objects.filter(
-        group__in=user.groups.all().values("id"), **perm_filter
-    ).values("content_object_id")
-    return Case.objects.filter(Q(id__in=direct) | Q(id__in=via_group)).values("id")
+    direct = CaseUserObjectPermission.objects.filter(user_id=user.pk, **perm_filter)
+    via_group = CaseGroupObjectPermission.objects.filter(group__in=user.groups.all().values("id"), **perm_filter)
+    # Unordered: the members of a UNION carry no ORDER BY (SQLite refuses one).
+    return direct.order_by().values("content_object_id"), via_group.order_by().values("content_object_id")
+
+
+def _is_active_user(user: AbstractBaseUser) -> bool:
+    return bool(user and user.is_authenticated and user.is_active)
+
+
+def case_ids_for(user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW) -> QuerySet:
+    """A subquery of the ids of cases on which `user` holds `perm` as an object permission.
+
+    The direct and group grants are a UNION, not an OR of two IN subqueries: PostgreSQL turns
+    `x IN (a UNION b)` into a semi-join it can estimate and drive from the grants, while an OR
+    of subqueries is a filter it can only apply row by row after reading every row (at scale, a
+    sequential scan of the table being scoped)."""
+    if not _is_active_user(user):
+        return Case.objects.none().values("id")
+    direct, via_group = _grants(user, perm)
+    return Case.objects.filter(id__in=direct.union(via_group)).values("id")
 
 
 def case_perms(user: AbstractBaseUser, case: Case) -> frozenset[str]:
@@ -155,17 +171,32 @@ def sent_handoff_ids_addressed_to(user: AbstractBaseUser) -> QuerySet:
     return Handoff.objects.filter(id__in=handoff_ids_addressed_to(user), status__in=HANDOFF_SENT_STATUSES).values("id")
 
 
-def _handed_off(through: type[HandoffLead] | type[HandoffEvidence], column: str, user: AbstractBaseUser) -> Q:
-    """Rows included in a handoff that stands sent to `user`: one nested subquery, no query of
-    its own; it matches nothing for anyone who holds no handoff grant."""
+def _in_scope_or_handed_off(
+    through: type[HandoffLead] | type[HandoffEvidence], column: str, user: AbstractBaseUser
+) -> tuple[Q, Q]:
+    """Rows of a case in scope, or (for a prosecutor) included in a handoff that stands sent to
+    `user`, as two conditions to AND: subqueries only, no query of their own.
+
+    The first, `case_id IN (grants UNION cases of the handoffs sent to user)`, is the one an
+    index serves: a semi-join driven by the few cases the caller can reach, through the
+    table's (case, ...) indexes. The second then keeps, of those rows, the ones of a case in
+    scope or handed off; on its own (an OR of two subqueries) it would be a filter over every
+    row of the table."""
+    if not _is_active_user(user):
+        return Q(pk__in=[]), Q()
+    direct, via_group = _grants(user, CasePerm.VIEW)
+    handed_off_cases = Handoff.objects.filter(id__in=sent_handoff_ids_addressed_to(user)).order_by().values("case_id")
+    reachable = Q(case_id__in=direct.union(via_group, handed_off_cases))
     included = through.objects.filter(handoff_id__in=sent_handoff_ids_addressed_to(user)).values(column)
-    return Q(id__in=included)
+    return reachable, Q(case_id__in=case_ids_for(user)) | Q(id__in=included)
 
 
 def lead_list(*, user: AbstractBaseUser) -> QuerySet[Lead]:
     """Leads of cases in scope, plus (for a prosecutor) the leads of handoffs sent to them."""
+    reachable, allowed = _in_scope_or_handed_off(HandoffLead, "lead_id", user)
     return (
-        Lead.objects.filter(Q(case_id__in=case_ids_for(user)) | _handed_off(HandoffLead, "lead_id", user))
+        Lead.objects.filter(reachable)
+        .filter(allowed)
         .select_related("case", "case__agency", "assignee")
         .prefetch_related("identifiers")
     )
@@ -178,9 +209,12 @@ def lead_get(*, user: AbstractBaseUser, lead_id: uuid.UUID | str) -> Lead:
 def evidence_list(*, user: AbstractBaseUser) -> QuerySet[EvidenceItem]:
     """Evidence of cases in scope, plus (for a prosecutor) the items of handoffs sent to them;
     custody and content are read through an item of this list."""
-    return EvidenceItem.objects.filter(
-        Q(case_id__in=case_ids_for(user)) | _handed_off(HandoffEvidence, "evidence_id", user)
-    ).select_related("case", "collected_by", "created_by", "withdrawn_by")
+    reachable, allowed = _in_scope_or_handed_off(HandoffEvidence, "evidence_id", user)
+    return (
+        EvidenceItem.objects.filter(reachable)
+        .filter(allowed)
+        .select_related("case", "collected_by", "created_by", "withdrawn_by")
+    )
 
 
 def evidence_get(*, user: AbstractBaseUser, evidence_id: uuid.UUID | str) -> EvidenceItem:
@@ -218,8 +252,11 @@ def handoff_list(*, user: AbstractBaseUser) -> QuerySet[Handoff]:
     )
 
 
-def handoff_get(*, user: AbstractBaseUser, handoff_id: uuid.UUID | str) -> Handoff:
-    return _get_or_404(handoff_list(user=user), handoff_id)
+def handoff_get(*, user: AbstractBaseUser, handoff_id: uuid.UUID | str, with_items: bool = True) -> Handoff:
+    """A handoff in scope; `with_items=False` skips the two prefetches of its item ids, for
+    callers that only need the handoff itself (its packets)."""
+    handoffs = handoff_list(user=user)
+    return _get_or_404(handoffs if with_items else handoffs.prefetch_related(None), handoff_id)
 
 
 def packet_list(*, user: AbstractBaseUser) -> QuerySet[ExportPacket]:
@@ -258,14 +295,47 @@ def agency_people(*, user: AbstractBaseUser) -> QuerySet:
     )
 
 
-def identifier_matches(raw: str) -> QuerySet[Identifier]:
-    """Identifiers a free-typed term could mean (any phone format, any email case, @handle)."""
-    candidates = ident.search_candidates(raw)
-    if not candidates:
+HANDLE_KINDS: tuple[str, ...] = (IdentifierKind.HANDLE, IdentifierKind.PAYMENT_HANDLE)
+
+
+def identifier_search_terms(raw: str, kind: str | None = None) -> list[tuple[str, str]]:
+    """The (kind, normalized value) pairs a typed search term plausibly means.
+
+    With `kind`, the term normalized as that kind (nothing if it is not one). Without: a phone
+    if it is a valid number in any format ("(202) 555-0143", "202.555.0143", "+1 202 555 0143";
+    national numbers in PHONE_DEFAULT_REGION); else an email if it has an @ and is a valid
+    address (any case, surrounding spaces dropped); else a handle or a payment handle (a leading
+    @ or $ dropped, any case). A term that is none of these means nothing."""
+    if kind is not None:
+        try:
+            return [(kind, ident.normalize(kind, raw))]
+        except DjangoValidationError:
+            return []
+    for plausible in (IdentifierKind.PHONE, IdentifierKind.EMAIL):  # an email without an @ is invalid
+        try:
+            return [(plausible, ident.normalize(plausible, raw))]
+        except DjangoValidationError:
+            continue
+    try:
+        handle = ident.normalize(IdentifierKind.HANDLE, raw)
+    except DjangoValidationError:
+        return []
+    return [(handle_kind, handle) for handle_kind in HANDLE_KINDS]
+
+
+def identifier_matches(raw: str, kind: str | None = None) -> QuerySet[Identifier]:
+    """Identifiers a typed term means (identifier_search_terms): `value = v AND kind IN (...)`,
+    answered from the unique (kind, value) index; none at all, without a query, when the term
+    means nothing."""
+    terms = identifier_search_terms(raw, kind)
+    if not terms:
         return Identifier.objects.none()
+    kinds_by_value: dict[str, list[str]] = {}
+    for term_kind, value in terms:
+        kinds_by_value.setdefault(value, []).append(term_kind)
     query = Q()
-    for kind, value in candidates:
-        query |= Q(kind=kind, value=value)
+    for value, kinds in kinds_by_value.items():
+        query |= Q(value=value, kind__in=kinds)
     return Identifier.objects.filter(query)
 
 

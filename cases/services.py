@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mimetypes
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -21,13 +22,13 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
-from rest_framework.exceptions import AuthenticationFailed, NotFound, PermissionDenied
+from rest_framework.exceptions import AuthenticationFailed, NotFound, PermissionDenied, UnsupportedMediaType
 
 from audit.models import AuditAction
 from audit.services import audit_record, diff, snapshot
 from caseapi.exceptions import Conflict, Locked
 from cases import identifiers as ident
-from cases import selectors
+from cases import selectors, uploads
 from cases.models import (
     Agency,
     AgencyKind,
@@ -58,6 +59,7 @@ from cases.models import (
 )
 from cases.permissions import SUPERVISOR_GROUP_PERMS, TEAM_ROLE_PERMS, CasePerm, HandoffPerm, role_for_perms
 from cases.tokens import token_digest
+from outbox.services import outbox_enqueue
 
 User = get_user_model()
 logger = logging.getLogger(__name__)
@@ -84,6 +86,10 @@ EVIDENCE_WITHDRAW_REASON = "Withdrawing evidence needs a withdrawn_reason."
 EVIDENCE_NOT_STORED = "This item is a reference to an external system; there is no stored content to re-hash."
 EVIDENCE_CONTENT_MISSING = "The stored content of this item cannot be read; report it to the evidence custodian."
 EVIDENCE_COLLECTED_IN_FUTURE = "collected_at cannot be in the future."
+EVIDENCE_TYPE_NOT_ALLOWED = (
+    "The uploaded content is {detected} (detected from its bytes, not its name or declared type), "
+    "which is not an accepted evidence type."
+)
 LEAD_SEEN_ORDER = "last_seen_at cannot be earlier than first_seen_at."
 EVIDENCE_CONTENT_OR_REFERENCE = "Give either uploaded content or an external_uri with its sha256 and size_bytes."
 CUSTODY_ACTION_RESERVED = "A verified custody event is recorded by the verify action only."
@@ -961,7 +967,12 @@ def evidence_create(
 ) -> EvidenceItem:
     """Intake of one item: stored content (hashed by the upload handler while it streamed to a
     temporary file; a declared sha256 that differs is refused before anything is kept) or an
-    external reference with its declared hash. Adds the `collected` custody event."""
+    external reference with its declared hash. Adds the `collected` custody event.
+
+    Stored content: its media type is sniffed from its first bytes and must be in
+    EVIDENCE_ALLOWED_TYPES (else UnsupportedMediaType, 415, and nothing is kept); the item
+    records the sniffed type (a declared text/csv or the like refines text/plain). The
+    bytes are stored under a random name; the uploader's file name is only recorded."""
     _evidence_intake_checks(actor, case, lead)
     if (upload is None) == (not external_uri):
         raise ValidationError({"non_field_errors": [EVIDENCE_CONTENT_OR_REFERENCE]})
@@ -990,12 +1001,13 @@ def evidence_create(
         computed = _hash_file(upload)
     if sha256 and _check_sha256(sha256) != computed:
         raise ValidationError({"sha256": [EVIDENCE_SHA256_MISMATCH.format(computed=computed)]})
+    detected = _evidence_media_type(upload, declared=media_type or getattr(upload, "content_type", "") or "")
     item.sha256 = computed
     item.size_bytes = upload.size
-    item.original_filename = (upload.name or "")[:255]
-    item.media_type = media_type or getattr(upload, "content_type", "") or "application/octet-stream"
+    item.original_filename = uploads.original_filename(upload.name)
+    item.media_type = detected
     storage = storages["evidence"]
-    stored_name = storage.save(f"{case.agency.code}/{uuid.uuid4().hex}", upload)
+    stored_name = storage.save(_evidence_storage_name(case), upload)
     item.content_name = stored_name
     try:
         with transaction.atomic():
@@ -1003,6 +1015,29 @@ def evidence_create(
     except BaseException:
         storage.delete(stored_name)
         raise
+
+
+def _evidence_media_type(upload: UploadedFile, *, declared: str) -> str:
+    head = uploads.read_head(upload)
+    detected = uploads.sniff_media_type(head, complete=upload.size is not None and upload.size <= len(head))
+    if not uploads.media_type_allowed(detected):
+        raise UnsupportedMediaType(detected, detail=EVIDENCE_TYPE_NOT_ALLOWED.format(detected=detected))
+    declared = declared.split(";", 1)[0].strip().lower()
+    if detected == "text/plain" and declared in uploads.PLAIN_TEXT_SUBTYPES and uploads.media_type_allowed(declared):
+        return declared
+    return detected
+
+
+def _evidence_storage_name(case: Case) -> str:
+    """`<agency code>/<128 random bits>`: nothing of the uploader's name reaches the storage."""
+    return f"{case.agency.code}/{secrets.token_hex(16)}"
+
+
+def evidence_download_name(*, item: EvidenceItem) -> str:
+    """The file name a download of the item offers: its original name made safe
+    (uploads.safe_filename), or `<id>.<extension of its media type>` when nothing is left."""
+    extension = mimetypes.guess_extension(item.media_type or "") or ".bin"
+    return uploads.safe_filename(item.original_filename, f"{item.pk}{extension}")
 
 
 def _hash_file(fileobj: Any) -> str:
@@ -1513,18 +1548,14 @@ PACKET_FILE_MISSING = "The packet file cannot be read; request a new packet."
 PACKET_BUILD_ERROR = "The packet could not be built; request a new packet or report it."
 PACKET_GAVE_UP = "The build was interrupted too many times; request a new packet."
 PACKET_MAX_ATTEMPTS = 3
-
-
-def _enqueue_packet_build(packet_id: uuid.UUID) -> None:
-    from cases.tasks import build_export_packet
-
-    build_export_packet.delay(str(packet_id))
+PACKET_BUILD_TASK = "cases.tasks.build_export_packet"
 
 
 @transaction.atomic
 def packet_request(*, actor: AbstractBaseUser, handoff: Handoff) -> ExportPacket:
     """Queue one packet build for a handoff that stands sent: the addressed prosecutor or a lead
-    or supervisor of the case may ask. The task is enqueued once this transaction commits."""
+    or supervisor of the case may ask. The build task is written to the outbox in this
+    transaction and handed to the broker once it commits."""
     handoff = Handoff.objects.select_related("case").get(pk=handoff.pk)
     is_addressee = (
         actor.pk == handoff.prosecutor_id and selectors.handoff_ids_addressed_to(actor).filter(id=handoff.pk).exists()
@@ -1541,7 +1572,7 @@ def packet_request(*, actor: AbstractBaseUser, handoff: Handoff) -> ExportPacket
         case_id=handoff.case_id,
         changes={"handoff": str(handoff.pk), "number": handoff.number, "status": [None, packet.status]},
     )
-    transaction.on_commit(lambda: _enqueue_packet_build(packet.pk))
+    outbox_enqueue(task=PACKET_BUILD_TASK, args=[str(packet.pk)], dedup_key=f"packet_build:{packet.pk}")
     return packet
 
 

@@ -17,7 +17,17 @@ from django.http import Http404
 from django.utils import timezone
 
 from cases import selectors as case_selectors
-from cases.models import Case, CaseKind, Handoff, HandoffStatus, Identifier, Lead, LeadIdentifier, LeadStatus
+from cases.models import (
+    Case,
+    CaseKind,
+    Handoff,
+    HandoffStatus,
+    Identifier,
+    IdentifierKind,
+    Lead,
+    LeadIdentifier,
+    LeadStatus,
+)
 from intercept.models import Ad, AdPhone, Conversation, IngestSource, Message, TranscriptSnapshot
 
 NOT_AN_OPERATION = "Analytics are per operation; case {number} is an investigation."
@@ -53,7 +63,7 @@ def conversation_get(*, user: AbstractBaseUser, conversation_id: uuid.UUID | str
 
 def phone_identifiers(raw: str) -> QuerySet[Identifier]:
     """The phone Identifier rows a typed number could mean (any format)."""
-    return case_selectors.identifier_matches(raw).filter(kind="phone")
+    return case_selectors.identifier_matches(raw, IdentifierKind.PHONE)
 
 
 def conversations_with_phone(qs: QuerySet[Conversation], raw: str) -> QuerySet[Conversation]:
@@ -94,6 +104,7 @@ def answered_ad(*, conversation: Conversation) -> Ad | None:
         Ad.objects.filter(
             case_id=conversation.case_id, site=conversation.ad_site, external_id=conversation.ad_external_id
         )
+        .select_related("source")
         .prefetch_related("identifiers")
         .first()
     )

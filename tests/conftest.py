@@ -220,6 +220,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 def _configure_celery(**conf: Any) -> None:
     """Point this process's Celery app at another broker. Celery keeps its producer pool bound
     to the first broker it used even after `app.close()`, so that pool is dropped too."""
+    celery_app.loader.import_default_modules()
     celery_app.conf.update(**conf)
     celery_app.close()
     celery_app.amqp._producer_pool = None

@@ -17,6 +17,7 @@ from cases.models import (
     HandoffEvidence,
     HandoffLead,
     HandoffStatus,
+    IdentifierKind,
     LeadIdentifier,
     LeadSource,
     LeadStatus,
@@ -45,14 +46,31 @@ class LeadFilter(django_filters.FilterSet):
     identifier = django_filters.CharFilter(
         method="by_identifier",
         max_length=254,
-        help_text="A phone, email or handle in any form a person types it.",
+        help_text=(
+            "Leads carrying this identifier, typed in any form a person types it, matched on its "
+            "normalized value. Without `identifier_kind` the kind is guessed: a valid phone number "
+            "in any format (`(202) 555-0143`, `202.555.0143`, `+1 202 555 0143`; national numbers "
+            "are read in the server's default region) is a phone; otherwise a value with an @ "
+            "that is a valid email address (`Foo@Example.COM `) is an email, in any case; "
+            "otherwise it is a handle or a payment handle (`@Night_Owl`, `$night_owl`: the "
+            "leading @ or $ and the case are ignored). A value that is none of these matches no lead."
+        ),
+    )
+    identifier_kind = django_filters.ChoiceFilter(
+        choices=IdentifierKind.choices,
+        method="by_identifier_kind",
+        help_text="With `identifier`: match it as this kind only, instead of guessing. Ignored without it.",
     )
 
     handoff = django_filters.UUIDFilter(method="by_handoff", help_text="Leads included in this handoff.")
 
     def by_identifier(self, qs: QuerySet, name: str, value: str) -> QuerySet:
-        links = LeadIdentifier.objects.filter(identifier__in=selectors.identifier_matches(value))
+        kind = self.form.cleaned_data.get("identifier_kind") or None
+        links = LeadIdentifier.objects.filter(identifier__in=selectors.identifier_matches(value, kind))
         return qs.filter(id__in=links.values("lead_id"))
+
+    def by_identifier_kind(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        return qs  # read by by_identifier
 
     def by_handoff(self, qs: QuerySet, name: str, value: Any) -> QuerySet:
         return qs.filter(id__in=HandoffLead.objects.filter(handoff_id=value).values("lead_id"))

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -24,13 +23,12 @@ from rest_framework.views import APIView
 from audit.models import AuditAction
 from audit.services import audit_record
 from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer
-from cases import selectors, services
+from cases import selectors, services, uploads
 from cases.api import serializers as s
 from cases.api.filters import CaseFilter, EvidenceFilter, HandoffFilter, LeadFilter
 from cases.models import Case, CustodyEvent, EvidenceItem, ExportPacket, Handoff, Lead, Role
 
 User = get_user_model()
-_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
 PACKET_REQUEST_RATE = "10/min"
 DIRECTORY_ROLES = frozenset({Role.INVESTIGATOR, Role.SUPERVISOR})
 DIRECTORY_NOT_ALLOWED = "Only investigators and supervisors look up prosecutors."
@@ -315,11 +313,6 @@ class EvidenceDetailView(generics.RetrieveUpdateAPIView):
         return Response(s.EvidenceOutputSerializer(selectors.evidence_get(user=request.user, evidence_id=item.pk)).data)
 
 
-def safe_download_name(name: str, fallback: str) -> str:
-    cleaned = _UNSAFE_FILENAME.sub("_", name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip(" .")
-    return cleaned[:150] or fallback
-
-
 @extend_schema(
     responses={
         (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The stored bytes."),
@@ -337,12 +330,8 @@ class EvidenceContentView(APIView):
             case_id=item.case_id,
             changes={"sha256": item.sha256, "size_bytes": item.size_bytes},
         )
-        response = FileResponse(
-            handle,
-            as_attachment=True,
-            filename=safe_download_name(item.original_filename, f"{item.pk}.bin"),
-            content_type="application/octet-stream",
-        )
+        response = FileResponse(handle, content_type="application/octet-stream")
+        response["Content-Disposition"] = uploads.attachment_disposition(services.evidence_download_name(item=item))
         response["ETag"] = f'"{item.sha256}"'
         response["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(item.sha256)).decode()
         response["Cache-Control"] = "no-store"
@@ -512,7 +501,9 @@ class HandoffPacketsView(generics.ListCreateAPIView):
 
     def get_handoff(self) -> Handoff:
         if not hasattr(self, "_handoff"):
-            self._handoff = selectors.handoff_get(user=self.request.user, handoff_id=self.kwargs["pk"])
+            self._handoff = selectors.handoff_get(
+                user=self.request.user, handoff_id=self.kwargs["pk"], with_items=False
+            )
         return self._handoff
 
     def get_queryset(self) -> Any:
@@ -549,12 +540,8 @@ class PacketDownloadView(APIView):
     def get(self, request: Request, pk: Any) -> FileResponse:
         packet = selectors.packet_get(user=request.user, packet_id=pk)
         handle = services.packet_open(actor=request.user, packet=packet)
-        response = FileResponse(
-            handle,
-            as_attachment=True,
-            filename=safe_download_name(packet.file_name, f"{packet.pk}.zip"),
-            content_type="application/zip",
-        )
+        response = FileResponse(handle, content_type="application/zip")
+        response["Content-Disposition"] = uploads.attachment_disposition(packet.file_name, f"{packet.pk}.zip")
         response["ETag"] = f'"{packet.sha256}"'
         response["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(packet.sha256)).decode()
         response["Cache-Control"] = "no-store"

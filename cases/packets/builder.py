@@ -27,10 +27,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import tempfile
 import threading
 import time
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -91,6 +93,40 @@ class PacketIntegrityError(Exception):
         super().__init__(
             INTEGRITY_MESSAGE.format(evidence_id=evidence_id, expected=expected, computed=computed or "nothing")
         )
+
+
+class UnsafeEntryName(ValueError):
+    """A ZIP entry name that could leave the packet's folder when extracted; never written."""
+
+
+_ENTRY_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+ENTRY_NAME_MAX_BYTES = 1024
+
+
+def entry_name(folder: str, path: str) -> str:
+    """`<folder>/<path>` as a ZIP entry name, refused (UnsafeEntryName) unless every component
+    is a plain name: not empty, `.` or `..`, no backslash, drive letter, control or format
+    character, NFC-normalized, and the whole under 1 KiB in UTF-8. `folder` is one such
+    component. Native file names are made safe before they get here (uploads.safe_filename):
+    this is the last check, so no entry of any packet can escape its folder."""
+    name = f"{folder}/{path}"
+    parts = name.split("/")
+    problems = [
+        reason
+        for reason, bad in (
+            ("an empty, '.' or '..' component", any(part in ("", ".", "..") for part in parts)),
+            ("a backslash", "\\" in name),
+            ("a drive letter", any(_ENTRY_WINDOWS_DRIVE.match(part) for part in parts)),
+            ("a control or format character", any(unicodedata.category(c) in ("Cc", "Cf") for c in name)),
+            ("a name that is not NFC-normalized", unicodedata.normalize("NFC", name) != name),
+            ("more than 1 KiB", len(name.encode()) > ENTRY_NAME_MAX_BYTES),
+            ("a folder that is not a single component", "/" in folder),
+        )
+        if bad
+    ]
+    if problems:
+        raise UnsafeEntryName(f"refusing ZIP entry {name!r}: {', '.join(problems)}")
+    return name
 
 
 class _NativeMismatch(Exception):
@@ -264,7 +300,7 @@ class _Packet:
         size_hint: int = 0,
         on_chunk: Callable[[int], None] | None = None,
     ) -> str:
-        info = zipfile.ZipInfo(f"{self.folder}/{path}", date_time=ZIP_DATE)
+        info = zipfile.ZipInfo(entry_name(self.folder, path), date_time=ZIP_DATE)
         info.compress_type = zipfile.ZIP_STORED
         info.create_system = ZIP_UNIX
         info.external_attr = ZIP_FILE_MODE

@@ -7,8 +7,6 @@ import csv
 import datetime as dt
 import io
 import json
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from audit.models import Checkpoint
 from cases.models import CustodyEvent, EvidenceItem, Handoff, HandoffEvidence, HandoffLead, Lead
+from cases.uploads import safe_filename
 
 PACKET_FORMAT = "caseapi-packet/1"
 BOM = "\ufeff"
@@ -25,9 +24,6 @@ DAT_DELIMITER = "\u00b6"
 DAT_NEWLINE = "\u00ae"
 DAT_FIELDS = ("BEGBATES", "ENDBATES", "DOCID", "CUSTODIAN", "DATECOLLECTED", "SHA256", "FILENAME", "NATIVEPATH")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)), *(f"LPT{n}" for n in range(1, 10))}
-UNSAFE_FILENAME_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*\u00fe\u00b6]')
-MAX_FILENAME_BYTES = 150
 User = get_user_model()
 
 
@@ -49,26 +45,6 @@ def person_label(value: dict[str, str] | None) -> str:
     if value["name"] == value["username"]:
         return value["name"]
     return f"{value['name']} ({value['username']})"
-
-
-def safe_filename(original: str, fallback: str) -> str:
-    """A file name that is safe as one path component on every platform: no separators,
-    control, reserved or load-file delimiter characters, no leading or trailing dots or
-    spaces, not a Windows device name, at most 150 UTF-8 bytes (the extension kept)."""
-    name = unicodedata.normalize("NFC", original.replace("\\", "/").rsplit("/", 1)[-1])
-    name = UNSAFE_FILENAME_CHARS.sub("_", name).strip(" .")
-    if not name:
-        return fallback
-    if name.split(".", 1)[0].upper() in WINDOWS_RESERVED:
-        name = "_" + name
-    if len(name.encode()) > MAX_FILENAME_BYTES:
-        stem, dot, ext = name.rpartition(".")
-        ext = f".{ext}" if dot and 0 < len(ext.encode()) <= 16 else ""
-        stem = stem if ext else name
-        budget = MAX_FILENAME_BYTES - len(ext.encode())
-        stem = stem.encode()[:budget].decode("utf-8", "ignore").rstrip(" .")
-        name = (stem or "native") + ext
-    return name
 
 
 @dataclass

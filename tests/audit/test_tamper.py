@@ -591,3 +591,22 @@ def test_seal_batch_after_tampering_still_seals_new_events_at_the_tail(log, worl
     assert seal_batch() == 1
     assert AuditEvent.objects.filter(seq=log + 1).exists()
     assert_caught(2)
+
+
+@pytest.mark.postgres_only
+def test_events_sealed_while_a_verification_runs_do_not_look_like_a_truncated_log(log, world, monkeypatch):
+    """The sequencer keeps sealing during a verification (working hours): entries it adds
+    after the verification started must not read as a head larger than the entries checked."""
+    from audit import verify_pg
+
+    original = verify_pg._verify_tree
+
+    def seal_more_midway(result: Any, size: int) -> Any:
+        record(world, 5)
+        seal_pending()
+        return original(result, size)
+
+    monkeypatch.setattr(verify_pg, "_verify_tree", seal_more_midway)
+    result = verify_log()
+    assert (result.ok, result.first_bad_seq) == (True, None), result.problems
+    assert ChainHead.objects.get().size == log + 5

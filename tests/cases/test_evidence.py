@@ -128,7 +128,7 @@ def test_declared_hash_that_differs_is_400_and_nothing_is_kept(world, as_user, s
 
 def test_upload_larger_than_the_memory_threshold_streams_to_a_temporary_file(world, as_user, settings, monkeypatch):
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
-    content = os.urandom(3 * 1024 * 1024)
+    content = b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024)
     seen: list[tuple[type, str | None]] = []
     original = services.evidence_create
 

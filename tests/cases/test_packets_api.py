@@ -23,6 +23,7 @@ from cases import services
 from cases.models import CustodyAction, CustodyEvent, ExportPacket, Handoff, PacketStatus, Role
 from cases.packets import PacketBuild, PacketIntegrityError
 from cases.tasks import build_export_packet
+from outbox.models import OutboxMessage
 from tests.conftest import World, client_for
 from tests.factories import EvidenceFactory, LeadFactory, UserFactory
 
@@ -93,8 +94,9 @@ def request_packet(client: Any, handoff: Handoff, capture: Any, *, build: bool) 
     with capture(execute=build) as callbacks:
         response = client.post(packets_url(handoff))
     assert response.status_code == 202, response.content
-    enqueued = [cb for cb in callbacks if cb.__qualname__.startswith("packet_request.")]
-    assert len(enqueued) == 1, "one build is enqueued per request, after commit"
+    queued = OutboxMessage.objects.filter(dedup_key=f"packet_build:{response.json()['id']}")
+    assert queued.count() == 1, "one build is enqueued per request, in its transaction"
+    assert len(callbacks) >= 1, "and handed over after commit"
     return response
 
 

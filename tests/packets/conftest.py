@@ -31,7 +31,7 @@ from cases.packets import PacketBuild, build_packet
 from tests.factories import EvidenceFactory, LeadFactory
 
 CHAT = b"buyer: how much\nbot: 200\nbuyer: she is 15 right?\n"
-SCREENSHOT = bytes(range(256)) * 64
+SCREENSHOT = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
 
 
 @dataclass

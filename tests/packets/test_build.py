@@ -411,7 +411,7 @@ def test_a_missing_native_fails_the_build_the_same_way(packet: ExportPacket, sce
 def test_natives_stream_through_in_chunks_whatever_their_size(
     packet: ExportPacket, scenario: Scenario, public_key: str
 ) -> None:
-    big = bytes(range(256)) * (4 * 48 * 1024)  # 48 MiB
+    big = b"RIFF\xff\xff\xff\xffWAVE" + bytes(range(256)) * (4 * 48 * 1024)  # 48 MiB, a WAV recording
     item = EvidenceFactory(
         case=scenario.world.case,
         kind=EvidenceKind.RECORDING,

@@ -1,0 +1,1 @@
+"""Deployment settings, response headers, uploads and packet entry names."""
