@@ -24,6 +24,18 @@ from audit.verify import verify_log
 # ---------------------------------------------------------------- helpers
 
 
+@pytest.fixture(autouse=True, params=[16, 2], ids=["one-block", "blocks-of-4"])
+def block_level(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every case runs twice on PostgreSQL: with the log inside one block, and cut into blocks
+    of four events, so that gaps, links and subtrees across block edges are checked too."""
+    if connection.vendor != "postgresql" and request.param != 16:
+        pytest.skip("blocks are how PostgreSQL verifies; SQLite streams every event")
+    from audit import verify_pg
+
+    monkeypatch.setattr(verify_pg, "BLOCK_LEVEL", request.param)
+    return request.param
+
+
 def execute(sql: str, params: list[Any] | None = None) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -599,14 +611,14 @@ def test_events_sealed_while_a_verification_runs_do_not_look_like_a_truncated_lo
     after the verification started must not read as a head larger than the entries checked."""
     from audit import verify_pg
 
-    original = verify_pg._verify_tree
+    original = verify_pg._verify_blocks
 
     def seal_more_midway(result: Any, size: int) -> Any:
         record(world, 5)
         seal_pending()
         return original(result, size)
 
-    monkeypatch.setattr(verify_pg, "_verify_tree", seal_more_midway)
+    monkeypatch.setattr(verify_pg, "_verify_blocks", seal_more_midway)
     result = verify_log()
     assert (result.ok, result.first_bad_seq) == (True, None), result.problems
     assert ChainHead.objects.get().size == log + 5
