@@ -239,59 +239,60 @@ def redis_broker() -> str:
     return REDIS_URL
 
 
-@pytest.fixture
-def celery_worker(redis_broker: str, settings: Any, tmp_path: Path) -> Iterator[subprocess.Popen]:
+def spawn_celery_worker(
+    settings: Any, var_dir: Path, broker_url: str, log_path: Path, *, new_session: bool = False
+) -> subprocess.Popen:
     """A prefork worker (one child process) on the test database (PostgreSQL: transactional
-    tests only), the same evidence and packet folders and the same audit signing key; this
-    process sends tasks to it through the broker instead of running them eagerly."""
+    tests only), the same evidence and packet folders and the same audit signing key, logging
+    to `log_path`; returns once it is ready."""
     signing.signer()  # the key file exists before the worker reads it: one key for both processes
     db = connections["default"].settings_dict
     env = {
         **os.environ,
         "DEBUG": "1",
         "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": redis_broker,
+        "CELERY_BROKER_URL": broker_url,
         "EVIDENCE_ROOT": settings.STORAGES["evidence"]["OPTIONS"]["location"],
         "PACKET_ROOT": settings.STORAGES["packets"]["OPTIONS"]["location"],
         "AUDIT_SIGNING_KEY_FILE": settings.AUDIT_SIGNING_KEY_FILE,
         "AUDIT_CHECKPOINT_DIR": settings.AUDIT_CHECKPOINT_DIR,
-        "CASEAPI_VAR_DIR": str(tmp_path / "var"),
+        "CASEAPI_VAR_DIR": str(var_dir),
     }
     env.pop("AUDIT_SIGNING_KEY", None)
-    log_path = tmp_path / "worker.log"
+    command = [sys.executable, "-m", "celery", "-A", "caseapi", "worker", "--pool=prefork", "--concurrency=1"]
+    command += ["--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "caseapi",
-                "worker",
-                "--pool=prefork",
-                "--concurrency=1",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
         )
-    worker.log_path = log_path  # type: ignore[attr-defined]
-    previous = {"broker_url": celery_app.conf.broker_url, "task_always_eager": celery_app.conf.task_always_eager}
-    _configure_celery(broker_url=redis_broker, task_always_eager=False)
     try:
         wait_for(lambda: b"ready." in log_path.read_bytes() or worker.poll() is not None, 60, "the worker to start")
         assert worker.poll() is None, log_path.read_text()
+    except BaseException:
+        worker.kill()
+        worker.wait()
+        raise
+    return worker
+
+
+@pytest.fixture
+def celery_worker(redis_broker: str, settings: Any, tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """A worker from spawn_celery_worker; this process sends tasks to it through the broker
+    instead of running them eagerly."""
+    log_path = tmp_path / "worker.log"
+    previous = {"broker_url": celery_app.conf.broker_url, "task_always_eager": celery_app.conf.task_always_eager}
+    _configure_celery(broker_url=redis_broker, task_always_eager=False)
+    worker = None
+    try:
+        worker = spawn_celery_worker(settings, tmp_path / "var", redis_broker, log_path)
+        worker.log_path = log_path  # type: ignore[attr-defined]
         yield worker
     finally:
         _configure_celery(**previous)
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         connections["default"].close()

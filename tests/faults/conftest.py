@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,9 +21,8 @@ import pytest
 import redis
 from django.db import connection, connections
 
-from audit import signing
 from caseapi.celery import app as celery_app
-from tests.conftest import IS_CI, ROOT, _configure_celery, wait_for
+from tests.conftest import IS_CI, _configure_celery, spawn_celery_worker, wait_for
 
 BUILD_TASK = "cases.tasks.build_export_packet"
 
@@ -162,52 +160,15 @@ def tasks_sent_to(broker_url: str) -> Iterator[None]:
 def start_worker(settings: Any, tmp_path: Path) -> Iterator[StartWorker]:
     """Starts real workers on the test database (PostgreSQL, transactional tests), the same
     storage folders and audit key; this process sends its tasks to the same broker."""
-    signing.signer()  # one key file for this process and the workers
-    db = connections["default"].settings_dict
     started: list[Worker] = []
     previous = {"broker_url": celery_app.conf.broker_url, "task_always_eager": celery_app.conf.task_always_eager}
 
     def start(broker_url: str) -> Worker:
-        env = {
-            **os.environ,
-            "DEBUG": "1",
-            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            "CELERY_BROKER_URL": broker_url,
-            "EVIDENCE_ROOT": settings.STORAGES["evidence"]["OPTIONS"]["location"],
-            "PACKET_ROOT": settings.STORAGES["packets"]["OPTIONS"]["location"],
-            "AUDIT_SIGNING_KEY_FILE": settings.AUDIT_SIGNING_KEY_FILE,
-            "AUDIT_CHECKPOINT_DIR": settings.AUDIT_CHECKPOINT_DIR,
-            "CASEAPI_VAR_DIR": str(tmp_path / "var"),
-        }
-        env.pop("AUDIT_SIGNING_KEY", None)
         log_path = tmp_path / f"worker-{len(started) + 1}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(  # noqa: S603
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "caseapi",
-                    "worker",
-                    "--pool=prefork",
-                    "--concurrency=1",
-                    "--loglevel=INFO",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = spawn_celery_worker(settings, tmp_path / "var", broker_url, log_path, new_session=True)
         worker = Worker(process=process, log_path=log_path)
         started.append(worker)
         send_tasks_to(broker_url)
-        wait_for(lambda: "ready." in worker.log() or process.poll() is not None, 60, "the worker to start")
-        assert process.poll() is None, worker.log()
         return worker
 
     try:
