@@ -86,6 +86,8 @@ class AuditAction(models.TextChoices):
     AUDIT_CHECKPOINT_CREATED = "audit.checkpoint_created"
     AUDIT_VERIFIED = "audit.verified"
     AUDIT_TAMPER_ATTEMPT = "audit.tamper_attempt"
+    # 1000s: keys of the data at rest
+    FIELD_KEYS_ROTATED = "security.field_keys_rotated"
 
 
 class AuditEvent(AppendOnlyModel):

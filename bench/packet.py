@@ -265,6 +265,8 @@ def main() -> int:
             "SECRET_KEY": "bench-" + "x" * 44,
             "CASEAPI_VAR_DIR": str(workdir),
             "AUDIT_SIGNING_KEY_FILE": str(key_file),
+            "FIELD_ENCRYPTION_KEYS": "bench1:YmVuY2gtZmllbGQtZW5jcnlwdGlvbi1rZXktMDAwMDE",
+            "BLIND_INDEX_KEY": "YmVuY2gtYmxpbmQtaW5kZXgta2V5LTAwMDAwMDAwMDE",
             "AUDIT_SEAL_ON_COMMIT": "1",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",

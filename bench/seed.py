@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support import ROOT, base_env, figure, manage, write_signing_key  # noqa: E402
 
-SEED_VERSION = 1
+SEED_VERSION = 2
 PASSWORD = "bench-password-long-enough"  # noqa: S105 - a benchmark persona on a throwaway database
 INVESTIGATOR = "bench-investigator"
 SUPERVISOR = "bench-supervisor"
@@ -74,6 +74,8 @@ AREA_CODES = [
     "702", "713", "718", "801", "808", "919",
 ]  # fmt: skip
 TAG = "caseapi-bench-seed"
+NAME_POOL = 10_000  # distinct lead names, each encrypted once
+BODY_VARIANTS = 16  # ciphertexts per message phrase
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,7 @@ def seed(plan: Plan) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, st
 
     from audit import sealing
     from audit.services import checkpoint_create
+    from caseapi import crypto
     from cases import identifiers as ident
     from cases import services
     from cases.models import AgencyKind, Role
@@ -516,26 +519,36 @@ def seed(plan: Plan) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, st
     deferred.drop()
 
     # -- identifiers: normalized values, unique (kind, value) by construction ------------------
+    # Built in Python: each value is encrypted and its blind index computed here (what
+    # Identifier.of does), then loaded with COPY. A lead's first identifier (even i) is a phone
+    # (8 in 10) or an email, and is also its conversations' buyer: that buyer's sealed JSON goes
+    # to bench_buyer for the conversations below. The second is a handle, an email or a payment
+    # handle.
     progress.begin("identifiers")
     chunks = _chunks(plan.identifiers, 250_000)
-    # A lead's first identifier is a phone (8 in 10) or an email; its second a handle, an email or
-    # a payment handle.
-    kind = (
-        "(CASE WHEN mod(i, 2) = 0 THEN CASE WHEN mod(i / 2, 10) < 8 THEN 'phone' ELSE 'email' END "
-        "WHEN mod(i / 2, 10) < 4 THEN 'handle' WHEN mod(i / 2, 10) < 7 THEN 'email' ELSE 'payment_handle' END)"
-    )
+    cur.execute("CREATE TEMP TABLE bench_buyer (identifier_id bigint PRIMARY KEY, buyer text)")
     for number, (lo, hi) in enumerate(chunks):
-        cur.execute(
-            "INSERT INTO cases_identifier (id, kind, value, created_at) "
-            f"SELECT i + 1, {kind}, CASE {kind} "
-            "WHEN 'phone' THEN bp.prefix || lpad(mod(i / %(P)s, 10000)::text, 4, '0') "
-            "WHEN 'email' THEN 'buyer' || i || '@example.' || (ARRAY['com', 'net', 'org'])[1 + mod(i, 3)] "
-            "WHEN 'handle' THEN 'buyer_' || i ELSE 'pay-' || i END, %(t_first)s "
-            "FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) i JOIN bench_prefix bp ON bp.p = mod(i, %(P)s)",
-            {"P": len(prefixes), "lo": lo, "hi": hi, "t_first": t_first},
-        )
+        buyers = []
+        with cur.copy("COPY cases_identifier (id, kind, value, value_index, created_at) FROM STDIN") as copy:
+            for i in range(lo, hi):
+                kind, value = _identifier(i, prefixes)
+                copy.write_row(
+                    (
+                        i + 1,
+                        kind,
+                        crypto.encrypt(value, "cases_identifier.value"),
+                        crypto.blind_index(kind, value),
+                        t_first,
+                    )
+                )
+                if i % 2 == 0:
+                    buyers.append((i + 1, crypto.encrypt(json.dumps({kind: value}), "intercept_conversation.buyer")))
+        with cur.copy("COPY bench_buyer (identifier_id, buyer) FROM STDIN") as copy:
+            for row in buyers:
+                copy.write_row(row)
         progress.update((number + 1) / len(chunks))
     cur.execute("SELECT setval(pg_get_serial_sequence('cases_identifier', 'id'), %s)", [plan.identifiers])
+    cur.execute("ANALYZE bench_buyer")
     progress.end()
 
     # -- leads and their identifier links ----------------------------------------------------
@@ -561,6 +574,9 @@ def seed(plan: Plan) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, st
         f"WHEN {_rand('n', 12)} < 800 THEN 'ad_analysis' ELSE 'investigator' END"
     )
     lead_created = "bc.created_at + (%(t_end)s - bc.created_at) * (((n / %(C)s) + 1)::float8 / (%(LPC)s + 1))"
+    # Lead names: "Buyer <k>", k < NAME_POOL, each sealed once in Python (encrypting a million
+    # names one by one would cost the load more than the data set gains).
+    names = [crypto.encrypt(f"Buyer {k}", "cases_lead.display_name") for k in range(NAME_POOL)]
     for number, (lo, hi) in enumerate(chunks := _chunks(L, 100_000)):
         cur.execute("DROP TABLE IF EXISTS bench_chunk")
         cur.execute(
@@ -577,11 +593,12 @@ def seed(plan: Plan) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, st
             "INSERT INTO cases_lead (id, case_id, display_name, source, status, assignee_id, minor_age_mentioned, "
             "payment_discussed, meeting_arranged, repeat_contact, priority_score, priority_factors, priority, "
             "first_seen_at, last_seen_at, notes, created_by_id, created_at, updated_at) "
-            "SELECT id, case_id, 'Buyer ' || n, source, status, "
+            f"SELECT id, case_id, (%(names)s::text[])[1 + mod(n, {NAME_POOL})], source, status, "
             "CASE WHEN status IN ('assigned', 'investigating') THEN lead_user_id END, minor_age_mentioned, "
             "payment_discussed, meeting_arranged, repeat_contact, score, factors, score, "
             f"created_at - mod({_rand('n', 13)}, 72) * interval '1 hour', created_at, '', created_by, created_at, "
-            "created_at FROM bench_chunk"
+            "created_at FROM bench_chunk",
+            {"names": names},
         )
         cur.execute(
             "INSERT INTO cases_leadidentifier (lead_id, identifier_id, added_by_id, added_at) "
@@ -633,19 +650,22 @@ def seed(plan: Plan) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, st
         f"SELECT {_uuid('conversation', 'm')}, bc.source_id, bc.id, {_uuid('lead', 'bc.c + %(C)s * mod(m / %(O)s, %(LPC)s)')}, "
         "'conv-' || m, (ARRAY['sms', 'whatsapp', 'site-chat'])[1 + mod(m, 3)], 'decoy-' || mod(m, 4), "
         "(ARRAY['site-a', 'site-b', 'site-c', 'site-d'])[1 + mod(m, 4)], 'ad-' || (m / 3), "
-        "jsonb_build_object(i.kind, i.value), "
+        "bb.buyer, "
         f"{_rand('m', 31)} < 30, {_rand('m', 32)} < 400, {_rand('m', 33)} < 300, false, %(MPC)s, "
         "t.at, t.at + (%(MPC)s - 1) * interval '3 minutes', 0, t.at + %(MPC)s * interval '3 minutes', "
         "t.at + %(MPC)s * interval '3 minutes' "
         "FROM generate_series(0, %(M)s - 1) m JOIN bench_case bc ON bc.op_index = mod(m, %(O)s) "
-        "JOIN cases_identifier i ON i.id = 2 * (bc.c + %(C)s * mod(m / %(O)s, %(LPC)s)) + 1, "
+        "JOIN bench_buyer bb ON bb.identifier_id = 2 * (bc.c + %(C)s * mod(m / %(O)s, %(LPC)s)) + 1, "
         "LATERAL (SELECT least(%(t_end)s - interval '2 hours', bc.created_at + (%(t_end)s - bc.created_at) * "
         "((mod(m / %(O)s, %(LPC)s) + 1)::float8 / (%(LPC)s + 1)) - interval '30 minutes' "
         "+ ((m / %(O)s) / %(LPC)s) * interval '2 days') AS at) t",
         {**params, "M": M, "O": operations, "MPC": MESSAGES_PER_CONVERSATION},
     )
+    cur.execute("DROP TABLE bench_buyer")
     progress.end()
     progress.begin("messages")
+    # The bodies are a few phrases: each sealed BODY_VARIANTS times in Python (fresh nonces),
+    # a variant picked per message, so the table holds ciphertext of realistic size and mix.
     inbound = [
         "hey is this still available",
         "how much for an hour",
@@ -665,6 +685,8 @@ def seed(plan: Plan) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, st
         "are you alone",
         "ok see you soon",
     ]
+    inbound = [crypto.encrypt(text, "intercept_message.body") for text in inbound for _ in range(BODY_VARIANTS)]
+    outbound = [crypto.encrypt(text, "intercept_message.body") for text in outbound for _ in range(BODY_VARIANTS)]
     bounds = _uuid_bounds(32)
     h = "hashtext(cv.external_id)"
     for number, (lo, hi) in enumerate(bounds):
@@ -693,14 +715,15 @@ def seed(plan: Plan) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, st
     audit_deferred.drop()
     cur.execute(
         "CREATE TEMP TABLE bench_lead_idents AS SELECT li.lead_id, "
-        "jsonb_agg(i.kind || ':' || i.value ORDER BY (i.kind || ':' || i.value) COLLATE \"C\") AS idents "
+        "jsonb_agg(i.kind || ':' || left(i.value_index, 16) ORDER BY (i.kind || ':' || left(i.value_index, 16)) "
+        'COLLATE "C") AS idents '
         "FROM cases_leadidentifier li JOIN cases_identifier i ON i.id = li.identifier_id GROUP BY li.lead_id"
     )
     cur.execute("ALTER TABLE bench_lead_idents ADD PRIMARY KEY (lead_id)")
     cur.execute("ANALYZE bench_lead_idents")
     progress.update(0.15)
     lead_changes = (
-        "jsonb_build_object('display_name', jsonb_build_array(null, l.display_name), 'source', "
+        "jsonb_build_object('display_name', 'changed', 'source', "
         "jsonb_build_array(null, l.source), 'status', jsonb_build_array(null, l.status), "
         f"'first_seen_at', jsonb_build_array(null, {_iso('l.first_seen_at')}), "
         f"'last_seen_at', jsonb_build_array(null, {_iso('l.last_seen_at')}), "
@@ -851,6 +874,20 @@ def seed(plan: Plan) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, st
         "seeded_at": now.isoformat(),
         "schema": schema_fingerprint(),
     }
+
+
+def _identifier(i: int, prefixes: list[str]) -> tuple[str, str]:
+    """Identifier i (0-based): its kind and normalized value, unique by construction."""
+    half = (i // 2) % 10
+    if i % 2 == 0:
+        kind = "phone" if half < 8 else "email"
+    else:
+        kind = "handle" if half < 4 else "email" if half < 7 else "payment_handle"
+    if kind == "phone":
+        return kind, f"{prefixes[i % len(prefixes)]}{(i // len(prefixes)) % 10000:04d}"
+    if kind == "email":
+        return kind, f"buyer{i}@example.{('com', 'net', 'org')[i % 3]}"
+    return kind, f"buyer_{i}" if kind == "handle" else f"pay-{i}"
 
 
 def _chunks(total: int, size: int) -> list[tuple[int, int]]:

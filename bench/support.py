@@ -64,7 +64,12 @@ def base_env(database_url: str, var_dir: str, **extra: str) -> dict[str, str]:
         "CSRF_COOKIE_SECURE": "0",
         "CASEAPI_VAR_DIR": var_dir,
         "AUDIT_SIGNING_KEY_FILE": str(Path(var_dir) / "audit-signing.key"),
+        # Fixed bench keys (base64 of 32 ASCII bytes), so a seeded database reads in every run.
+        "FIELD_ENCRYPTION_KEYS": "bench1:YmVuY2gtZmllbGQtZW5jcnlwdGlvbi1rZXktMDAwMDE",
+        "BLIND_INDEX_KEY": "YmVuY2gtYmxpbmQtaW5kZXgta2V5LTAwMDAwMDAwMDE",
         "LOGIN_THROTTLE_RATE": "100000/min",
+        "INGEST_THROTTLE_RATE": "100000/min",
+        "INGEST_ADDRESS_THROTTLE_RATE": "100000/min",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("CELERY_BROKER_URL", None)

@@ -1,6 +1,7 @@
 """Response hardening that Django's SecurityMiddleware does not cover: a Content-Security-Policy
 on every response, `Cache-Control: no-store` on everything under /api/ (case data must not
-stay in a browser, proxy or shared cache), and a 500 page that says nothing about the error.
+stay in a browser, proxy or shared cache), a 500 page that says nothing about the error, and
+the API's JSON error shape for a 404 under /api/ that no view answered.
 
 Three policies, chosen per response:
 
@@ -119,6 +120,18 @@ class SecurityHeadersMiddleware:
         if request.path_info.startswith(API_PREFIX):
             response["Cache-Control"] = "no-store"
         return response
+
+
+NOT_FOUND = "Not found."
+NOT_FOUND_CODE = "not_found"
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: the API's error shape under /api/ (a path no route takes, or an id its
+    converter refuses, such as `/api/cases/not-a-uuid/`), Django's page elsewhere."""
+    if request.path_info.startswith(API_PREFIX):
+        return JsonResponse({"detail": NOT_FOUND, "code": NOT_FOUND_CODE}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

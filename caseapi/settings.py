@@ -244,9 +244,17 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # JSON only: every body is a JSON document (nested lists and objects that forms cannot
+    # carry), and a body nested too deeply to decode is a 400 (caseapi.api.JSONParser). The
+    # evidence upload takes multipart too (cases.api.views.EvidenceListCreateView).
+    "DEFAULT_PARSER_CLASSES": ["caseapi.api.JSONParser"],
     "DEFAULT_THROTTLE_RATES": {
         "login": envstr("LOGIN_THROTTLE_RATE", "30/min"),
         "packets": envstr("PACKET_THROTTLE_RATE", "10/min"),
+        # caseapi.throttling: batches per ingest source, and ingest requests per client address
+        # (counted before the signature is checked).
+        "ingest": envstr("INGEST_THROTTLE_RATE", "300/min"),
+        "ingest_address": envstr("INGEST_ADDRESS_THROTTLE_RATE", "600/min"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -264,6 +272,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No third-party validator badge: the docs load nothing from outside (caseapi.security CSP).
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Every operation also declares the errors the framework answers on any route (503, and
+    # 413/415 with a body): caseapi.api.declare_common_errors.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "caseapi.api.declare_common_errors"],
     "ENUM_NAME_OVERRIDES": {
         "CaseStatusEnum": "cases.models.CaseStatus",
         "LeadStatusEnum": "cases.models.LeadStatus",
@@ -372,3 +383,17 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# Encryption at rest of personal data (caseapi.crypto): FIELD_ENCRYPTION_KEYS is the key ring,
+# `id:base64key,...` (32-byte keys), the first one encrypting, all of them opening; BLIND_INDEX_KEY
+# (base64, 32 bytes) keys the digests that find identifiers without decrypting. Both are required
+# when DEBUG is off; DEBUG and tests derive them from SECRET_KEY. `manage.py rotate_field_keys`.
+from caseapi import crypto as _crypto  # noqa: E402 - the parsers live beside the cipher
+
+_field_keys = envstr("FIELD_ENCRYPTION_KEYS")
+_blind_key = envstr("BLIND_INDEX_KEY")
+if not (_field_keys and _blind_key) and not (DEBUG or TESTING):
+    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS and BLIND_INDEX_KEY are required when DEBUG is off")
+_dev_ring, _dev_blind = _crypto.development_keys(SECRET_KEY)
+FIELD_ENCRYPTION_KEYS = _crypto.parse_keys(_field_keys) if _field_keys else _dev_ring
+BLIND_INDEX_KEY = _crypto.parse_blind_index_key(_blind_key) if _blind_key else _dev_blind

@@ -19,4 +19,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler404 = "caseapi.security.not_found"
 handler500 = "caseapi.security.server_error"

@@ -163,6 +163,23 @@ def report_unseen(model_admin: admin.ModelAdmin, request: HttpRequest, rows: lis
 # ---------------------------------------------------------------- the base screen
 
 
+class IdentifierSearch:
+    """Admin search that also finds rows by an identifier typed in any form: identifier values
+    are stored encrypted, so the term goes through selectors.identifier_search_terms and is
+    matched on the blind index (`identifier_lookup`), never on the value."""
+
+    identifier_lookup: ClassVar[str] = "value_index__in"
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+        terms = selectors.identifier_search_terms(search_term.strip()) if search_term.strip() else []
+        if terms:
+            digests = [Identifier.index_of(kind, value) for kind, value in terms]
+            found = found | queryset.filter(**{self.identifier_lookup: digests})
+            may_have_duplicates = True
+        return found, may_have_duplicates
+
+
 class ScopedReadOnlyAdmin(admin.ModelAdmin):
     """A view-only screen. Superusers see every row; anyone else must hold one of `roles` and
     sees only `scoped_queryset` (built from the selectors). Global model permissions are never
@@ -813,14 +830,17 @@ class CaseGroupObjectPermissionAdmin(CasePermissionAdmin):
 
 
 @admin.register(Lead)
-class LeadAdmin(ScopedReadOnlyAdmin):
+class LeadAdmin(IdentifierSearch, ScopedReadOnlyAdmin):
+    """Names are encrypted at rest: search is by case number or by identifier (blind index)."""
+
     roles = CASE_ROLES
     list_audit_action = AuditAction.LEAD_LISTED
     view_audit_action = AuditAction.LEAD_VIEWED
     list_display = ("__str__", "case_number", "status", "source", "priority", "assignee", "last_seen_at")
     list_select_related = ("case", "assignee")
     list_filter = ("status", "source")
-    search_fields = ("display_name", "case__number", "identifiers__value")
+    search_fields = ("case__number",)
+    identifier_lookup = "identifiers__value_index__in"
     fieldsets = (
         (None, {"fields": ("case", "display_name", "source", "status", "assignee", "identifier_list")}),
         (
@@ -882,14 +902,14 @@ class LeadAdmin(ScopedReadOnlyAdmin):
 
 
 @admin.register(Identifier)
-class IdentifierAdmin(ScopedReadOnlyAdmin):
+class IdentifierAdmin(IdentifierSearch, ScopedReadOnlyAdmin):
     """Identifiers carried by leads in scope; the leads shown are in scope too (deconfliction
     answers for the rest)."""
 
     roles = CASE_ROLES
     list_display = ("kind", "value", "created_at")
     list_filter = ("kind",)
-    search_fields = ("value",)
+    search_fields = ("=kind",)
     fields = ("kind", "value", "created_at", "lead_table")
     readonly_fields = ("lead_table",)
 
@@ -918,11 +938,12 @@ class IdentifierAdmin(ScopedReadOnlyAdmin):
 
 
 @admin.register(LeadIdentifier)
-class LeadIdentifierAdmin(ScopedReadOnlyAdmin):
+class LeadIdentifierAdmin(IdentifierSearch, ScopedReadOnlyAdmin):
     roles = CASE_ROLES
     list_display = ("identifier", "lead", "case_number", "added_by", "added_at")
     list_select_related = ("identifier", "lead__case", "added_by")
-    search_fields = ("identifier__value", "lead__display_name", "lead__case__number")
+    search_fields = ("lead__case__number",)
+    identifier_lookup = "identifier__value_index__in"
     fields = ("lead", "identifier", "added_by", "added_at")
 
     def full_queryset(self, request: HttpRequest) -> QuerySet:

@@ -10,7 +10,9 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import connections, transaction
 
+from caseapi import crypto
 from cases.models import IdentifierKind
 
 MAX_VALUE_LENGTH = 254
@@ -59,3 +61,36 @@ def normalize(kind: str, value: str) -> str:
     if not _HANDLE.match(handle):
         raise ValidationError(HANDLE_INVALID.format(value=value), code="invalid_handle")
     return handle
+
+
+def audit_label(kind: str, value: str) -> str:
+    """How the audit log names a normalized identifier without its value (Identifier.audit_label)."""
+    return f"{kind}:{crypto.blind_index(kind, value)[:16]}"
+
+
+def identifiers_reindex(*, using: str = "default", batch: int = 1000) -> int:
+    """Recompute the blind index (`value_index`) of every identifier under the current
+    BLIND_INDEX_KEY, one transaction per `batch` rows in id order; returns how many changed.
+    Raw SQL, so migrations can use it. A value no key opens raises crypto.DecryptionError."""
+    connection = connections[using]
+    column = "cases_identifier.value"
+    changed = 0
+    last = 0
+    while True:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, kind, value, value_index FROM cases_identifier WHERE id > %s ORDER BY id LIMIT %s",
+                [last, batch],
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return changed
+            last = rows[-1][0]
+            params = []
+            for pk, kind, stored, old in rows:
+                digest = crypto.blind_index(kind, crypto.decrypt(stored, column))
+                if digest != old:
+                    params.append((digest, pk))
+            if params:
+                cursor.executemany("UPDATE cases_identifier SET value_index = %s WHERE id = %s", params)
+                changed += len(params)

@@ -63,19 +63,55 @@ def user_roles(user: AbstractBaseUser) -> frozenset[str]:
     return cached
 
 
+CASEWORK_ROLES: tuple[str, ...] = (Role.INVESTIGATOR, Role.SUPERVISOR)
+"""Only these roles work cases. A grant held by a user without one of them (an investigator
+made auditor, say) gives nothing: the roles are checked when scope is built, not the grant."""
+
+
+def holds_role(user_id: Any, roles: tuple[str, ...]) -> Exists:
+    """SQL: the user `user_id` (a value or an OuterRef) belongs to the group of one of `roles`.
+    The token lookup annotates its user with these, so scoping needs no query of its own."""
+    return Exists(User.groups.through.objects.filter(user_id=user_id, group__name__in=roles))
+
+
+def _has_role(user: AbstractBaseUser, flag: str, roles: tuple[str, ...]) -> bool:
+    """Whether `user` holds one of `roles`: from the token lookup when it said (`flag`), else
+    from the roles cached for the request."""
+    known = getattr(user, flag, None)
+    return known if known is not None else bool(user_roles(user) & set(roles))
+
+
+def does_casework(user: AbstractBaseUser) -> bool:
+    return _has_role(user, "_caseapi_does_casework", CASEWORK_ROLES)
+
+
+def _may_be_addressed(user: AbstractBaseUser) -> bool:
+    """Whether `user` is a prosecutor, who can be sent handoffs. Other users' scope leaves the
+    handoff branches out: they are neither built nor run."""
+    return _has_role(user, "_caseapi_is_prosecutor", (Role.PROSECUTOR,))
+
+
 def user_agency_id(user: AbstractBaseUser) -> int | None:
     profile = getattr(user, "profile", None) if user and user.is_authenticated else None
     return profile.agency_id if profile is not None else None
 
 
-def _grants(user: AbstractBaseUser, perm: CasePerm) -> tuple[QuerySet, QuerySet]:
-    """The ids of the cases `user` holds `perm` on directly, and through a group: two subqueries
-    of the grant tables, by holder and permission."""
+def _grant_tables(user: AbstractBaseUser, perm: CasePerm) -> tuple[QuerySet, QuerySet]:
+    """The ids of the cases `user` holds `perm` on directly, and through a group, as the grant
+    tables record them: two subqueries, by holder and permission."""
     perm_filter = {"permission__codename": perm, "permission__content_type__app_label": "cases"}
     direct = CaseUserObjectPermission.objects.filter(user_id=user.pk, **perm_filter)
     via_group = CaseGroupObjectPermission.objects.filter(group__in=user.groups.all().values("id"), **perm_filter)
     # Unordered: the members of a UNION carry no ORDER BY (SQLite refuses one).
     return direct.order_by().values("content_object_id"), via_group.order_by().values("content_object_id")
+
+
+def _grants(user: AbstractBaseUser, perm: CasePerm) -> tuple[QuerySet, QuerySet]:
+    """As _grant_tables, empty unless `user` does casework: what the grants are worth."""
+    direct, via_group = _grant_tables(user, perm)
+    if not does_casework(user):
+        return direct.none(), via_group.none()
+    return direct, via_group
 
 
 def _is_active_user(user: AbstractBaseUser) -> bool:
@@ -102,6 +138,9 @@ def case_perms(user: AbstractBaseUser, case: Case) -> frozenset[str]:
         cache = {}
         user._caseapi_case_perms = cache
     if case.pk not in cache:
+        if not does_casework(user):
+            cache[case.pk] = frozenset()
+            return cache[case.pk]
         direct = CaseUserObjectPermission.objects.filter(user_id=user.pk, content_object_id=case.pk).values_list(
             "permission__codename", flat=True
         )
@@ -181,10 +220,17 @@ def _in_scope_or_handed_off(
     index serves: a semi-join driven by the few cases the caller can reach, through the
     table's (case, ...) indexes. The second then keeps, of those rows, the ones of a case in
     scope or handed off; on its own (an OR of two subqueries) it would be a filter over every
-    row of the table."""
+    row of the table.
+
+    Most users are not prosecutors: their scope is the case grants alone, and the handoff
+    branches are left out. For a prosecutor the first condition is built from the grant tables
+    as recorded (even grants that a role without casework makes worthless): it only narrows, and
+    as a UNION it is what PostgreSQL drives the plan from; the second decides."""
     if not _is_active_user(user):
         return Q(pk__in=[]), Q()
-    direct, via_group = _grants(user, CasePerm.VIEW)
+    if not _may_be_addressed(user):
+        return Q(case_id__in=case_ids_for(user)), Q()
+    direct, via_group = _grant_tables(user, CasePerm.VIEW)
     handed_off_cases = Handoff.objects.filter(id__in=sent_handoff_ids_addressed_to(user)).order_by().values("case_id")
     reachable = Q(case_id__in=direct.union(via_group, handed_off_cases))
     included = through.objects.filter(handoff_id__in=sent_handoff_ids_addressed_to(user)).values(column)
@@ -324,19 +370,13 @@ def identifier_search_terms(raw: str, kind: str | None = None) -> list[tuple[str
 
 
 def identifier_matches(raw: str, kind: str | None = None) -> QuerySet[Identifier]:
-    """Identifiers a typed term means (identifier_search_terms): `value = v AND kind IN (...)`,
-    answered from the unique (kind, value) index; none at all, without a query, when the term
-    means nothing."""
+    """Identifiers a typed term means (identifier_search_terms): `value_index IN (...)`, the
+    blind index of each plausible (kind, value), answered from its unique index (values are
+    stored encrypted); none at all, without a query, when the term means nothing."""
     terms = identifier_search_terms(raw, kind)
     if not terms:
         return Identifier.objects.none()
-    kinds_by_value: dict[str, list[str]] = {}
-    for term_kind, value in terms:
-        kinds_by_value.setdefault(value, []).append(term_kind)
-    query = Q()
-    for value, kinds in kinds_by_value.items():
-        query |= Q(value=value, kind__in=kinds)
-    return Identifier.objects.filter(query)
+    return Identifier.objects.filter(value_index__in=[Identifier.index_of(k, v) for k, v in terms])
 
 
 def leads_with_identifiers_outside_scope(

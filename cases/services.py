@@ -24,9 +24,12 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 from rest_framework.exceptions import AuthenticationFailed, NotFound, PermissionDenied, UnsupportedMediaType
 
-from audit.models import AuditAction
+from audit.models import AuditAction, AuditEvent
 from audit.services import audit_record, diff, snapshot
+from caseapi import crypto
+from caseapi.appendonly import AppendOnlyModel
 from caseapi.exceptions import Conflict, Locked
+from caseapi.fields import encrypted_columns, reseal_column
 from cases import identifiers as ident
 from cases import selectors, uploads
 from cases.models import (
@@ -74,6 +77,7 @@ CASE_LEAD_INVESTIGATOR_NOT_LEAD = "The lead investigator must hold the lead role
 TEAM_LAST_LEAD = "The last lead of a case cannot be removed or demoted."
 TEAM_LEAD_INVESTIGATOR = "The case's lead investigator cannot be removed or demoted; reassign the case first."
 TEAM_USER_INACTIVE = "Only active users with an agency can join a case team."
+TEAM_ROLE_NOT_CASEWORK = "Only investigators and supervisors can join a case team."
 TEAM_NOT_MEMBER = "That user is not on this case's team."
 LEAD_STATUS_TRANSITION = "A lead cannot go from {old} to {new}."
 LEAD_ASSIGNED_NEEDS_ASSIGNEE = "A lead in status assigned or investigating needs an assignee."
@@ -603,6 +607,8 @@ def team_member_set(*, actor: AbstractBaseUser, case: Case, user: AbstractBaseUs
         raise Conflict(CASE_CLOSED)
     if not user.is_active or not Profile.objects.filter(user=user).exists():
         raise ValidationError({"user": [TEAM_USER_INACTIVE]})
+    if not selectors.user_roles(user) & set(selectors.CASEWORK_ROLES):
+        raise ValidationError({"user": [TEAM_ROLE_NOT_CASEWORK]})
     old_role = _member_roles(case).get(user.pk)
     if old_role == role:
         return False
@@ -679,11 +685,11 @@ def identifiers_normalize(raw: list[dict[str, str]]) -> list[tuple[str, str]]:
 
 
 def _identifiers_get_or_create(pairs: list[tuple[str, str]]) -> list[Identifier]:
-    Identifier.objects.bulk_create([Identifier(kind=k, value=v) for k, v in pairs], ignore_conflicts=True)
-    found = {
-        (i.kind, i.value): i
-        for i in Identifier.objects.filter(kind__in={k for k, _ in pairs}, value__in={v for _, v in pairs})
-    }
+    """The Identifier rows of normalized `pairs`, created if missing; found by blind index
+    (the value itself is stored encrypted)."""
+    Identifier.objects.bulk_create([Identifier.of(k, v) for k, v in pairs], ignore_conflicts=True)
+    digests = {Identifier.index_of(k, v): (k, v) for k, v in pairs}
+    found = {digests[i.value_index]: i for i in Identifier.objects.filter(value_index__in=list(digests))}
     return [found[p] for p in pairs]
 
 
@@ -732,7 +738,7 @@ def _deconflict(
             agency_id=requesting_agency_id,
             target=hit,
             case_id=requesting_case.pk if requesting_case else None,
-            changes={"identifier": f"{identifier.kind}:{identifier.value}", "matched_agency": case.agency.code},
+            changes={"identifier": identifier.audit_label, "matched_agency": case.agency.code},
         )
         audit_record(
             action=AuditAction.DECONFLICTION_NOTIFIED,
@@ -741,7 +747,7 @@ def _deconflict(
             target=hit,
             case_id=case.pk,
             changes={
-                "identifier": f"{identifier.kind}:{identifier.value}",
+                "identifier": identifier.audit_label,
                 "requesting_agency_id": requesting_agency_id,
                 "requested_by": actor.get_username(),
             },
@@ -764,8 +770,8 @@ def _deconflict(
 def _link_identifiers(
     *, actor: AbstractBaseUser, lead: Lead, pairs: list[tuple[str, str]]
 ) -> tuple[list[str], list[str], list[Identifier]]:
-    """Make the lead's identifiers exactly `pairs`; returns (old values, new values, the
-    identifiers newly linked)."""
+    """Make the lead's identifiers exactly `pairs`; returns (old, new: audit labels, never the
+    values; the identifiers newly linked)."""
     wanted = _identifiers_get_or_create(pairs) if pairs else []
     current = {li.identifier_id: li for li in lead.lead_identifiers.select_related("identifier")}
     wanted_ids = {i.pk for i in wanted}
@@ -774,8 +780,18 @@ def _link_identifiers(
     LeadIdentifier.objects.bulk_create([LeadIdentifier(lead=lead, identifier=i, added_by=actor) for i in added])
     if removed:
         LeadIdentifier.objects.filter(pk__in=[li.pk for li in removed]).delete()
-    old_values = sorted(str(li.identifier) for li in current.values())
-    return old_values, sorted(str(i) for i in wanted), added
+    old_values = sorted(li.identifier.audit_label for li in current.values())
+    return old_values, sorted(i.audit_label for i in wanted), added
+
+
+# Lead fields stored encrypted: their audit changes say only that they changed (the audit log
+# is plaintext JSON, kept for ever), never the values.
+LEAD_SEALED_FIELDS = frozenset({"display_name", "notes"})
+CHANGED = "changed"
+
+
+def _without_sealed_values(changes: dict[str, Any]) -> dict[str, Any]:
+    return {name: CHANGED if name in LEAD_SEALED_FIELDS else change for name, change in changes.items()}
 
 
 LEAD_FIELDS = [
@@ -823,6 +839,7 @@ def lead_create(
     lead.save(force_insert=True)
     _, added, added_objs = _link_identifiers(actor=actor, lead=lead, pairs=pairs)
     changes = {f: [None, v] for f, v in snapshot(lead, LEAD_FIELDS).items() if v not in (None, "", False)}
+    changes = _without_sealed_values(changes)
     changes["identifiers"] = [[], added]
     audit_record(
         action=AuditAction.LEAD_CREATED,
@@ -877,7 +894,7 @@ def lead_update(
         agency_id=case.agency_id,
         target=lead,
         case_id=case.pk,
-        changes=changes,
+        changes=_without_sealed_values(changes),
     )
     hits = _deconflict(actor=actor, identifiers=hits_source, requesting_case=case)
     return lead, hits
@@ -888,15 +905,13 @@ def deconfliction_check(*, actor: AbstractBaseUser, identifiers: list[dict[str, 
     """Check identifiers without recording them on a lead; hits are recorded and audited."""
     _require(bool(selectors.user_roles(actor) & {Role.INVESTIGATOR, Role.SUPERVISOR}))
     pairs = identifiers_normalize(identifiers)
-    existing = []
-    for kind, value in pairs:
-        found = Identifier.objects.filter(kind=kind, value=value).first()
-        if found is not None:
-            existing.append(found)
+    digests = [Identifier.index_of(kind, value) for kind, value in pairs]
+    by_digest = {i.value_index: i for i in Identifier.objects.filter(value_index__in=digests)}
+    existing = [by_digest[d] for d in digests if d in by_digest]
     audit_record(
         action=AuditAction.DECONFLICTION_CHECKED,
         actor=actor,
-        changes={"identifiers": [f"{k}:{v}" for k, v in pairs]},
+        changes={"identifiers": [ident.audit_label(k, v) for k, v in pairs]},
     )
     return _deconflict(actor=actor, identifiers=existing, requesting_case=None)
 
@@ -1201,7 +1216,7 @@ HANDOFF_NOT_DRAFT = "A handoff can only be changed while it is a draft."
 HANDOFF_TRANSITION = "A handoff cannot go from {old} to {new}."
 HANDOFF_SUBMIT_NOT_ALLOWED = "Only a lead of the case or a supervisor can submit a handoff for review."
 HANDOFF_REVIEW_NOT_SUPERVISOR = "Only a supervisor of the case's agency can review a handoff."
-HANDOFF_REVIEW_SECOND_PERSON = "A handoff must be reviewed by someone who neither drafted nor submitted it."
+HANDOFF_REVIEW_SECOND_PERSON = "A handoff must be reviewed by someone who neither drafted, edited nor submitted it."
 HANDOFF_NOT_ADDRESSEE = "Only the prosecutor the handoff is addressed to can do this."
 HANDOFF_NOTE_REQUIRED = "A note is required: say what must change."
 HANDOFF_CHARGES_FORMAT = "Each charge is an object with a non-empty statute and a text."
@@ -1328,6 +1343,18 @@ def _handoff_event(action: str, actor: AbstractBaseUser, handoff: Handoff, chang
         case_id=handoff.case_id,
         changes={"number": handoff.number, **changes},
     )
+
+
+def _edited_handoff(actor: AbstractBaseUser, handoff: Handoff) -> bool:
+    """Whether `actor` ever changed the handoff's content (prosecutor, items, charges, narrative).
+    Read from the append-only audit log, so no later edit by someone else can wash it out."""
+    return AuditEvent.objects.filter(
+        case_id=handoff.case_id,
+        action=AuditAction.HANDOFF_UPDATED,
+        target_type=Handoff._meta.label_lower,
+        target_id=str(handoff.pk),
+        actor_id=actor.pk,
+    ).exists()
 
 
 def _revoke_handoff_access(handoff: Handoff) -> list[str]:
@@ -1468,7 +1495,10 @@ def handoff_review(*, actor: AbstractBaseUser, handoff: Handoff, approve: bool, 
         and selectors.has_case_perm(actor, case, CasePerm.MANAGE_TEAM),
         HANDOFF_REVIEW_NOT_SUPERVISOR,
     )
-    _require(actor.pk not in (handoff.created_by_id, handoff.submitted_by_id), HANDOFF_REVIEW_SECOND_PERSON)
+    _require(
+        actor.pk not in (handoff.created_by_id, handoff.submitted_by_id) and not _edited_handoff(actor, handoff),
+        HANDOFF_REVIEW_SECOND_PERSON,
+    )
     new = HandoffStatus.SENT if approve else HandoffStatus.DRAFT
     _check_transition(handoff, {HandoffStatus.PENDING_REVIEW}, new)
     note = note.strip()
@@ -1705,3 +1735,32 @@ def packet_open(*, actor: AbstractBaseUser, packet: ExportPacket) -> Any:
         },
     )
     return handle
+
+
+# ---------------------------------------------------------------- keys of the data at rest
+
+
+def field_keys_rotate(*, reindex: bool = False, batch: int = 1000) -> dict[str, Any]:
+    """Re-encrypt every encrypted column under the first key of FIELD_ENCRYPTION_KEYS (values
+    already under it are left alone) and, with `reindex`, recompute the identifiers' blind
+    indexes under the current BLIND_INDEX_KEY. One transaction per `batch` rows, so a large
+    table never holds locks for long and an interrupted run resumes where it stopped; one audit
+    event at the end with the counts per column. A value no key of the ring opens stops the run
+    with crypto.DecryptionError (nothing of its batch is changed)."""
+    resealed: dict[str, int] = {}
+    for model, field in encrypted_columns():
+        table = model._meta.db_table
+        resealed[f"{table}.{field.column}"] = reseal_column(
+            table,
+            model._meta.pk.column,
+            field.column,
+            append_only=issubclass(model, AppendOnlyModel),
+            batch=batch,
+        )
+    changes: dict[str, Any] = {"key": crypto.ring().current, "resealed": resealed}
+    if reindex:
+        changes["reindexed"] = {"cases_identifier.value_index": ident.identifiers_reindex(batch=batch)}
+    audit_record(
+        action=AuditAction.FIELD_KEYS_ROTATED, actor=None, actor_name="system:rotate_field_keys", changes=changes
+    )
+    return changes

@@ -192,7 +192,7 @@ class ConversationAdmin(ScopedReadOnlyAdmin):
     list_display = ("__str__", "case_number", "lead", "message_count", "closed", "minor_age_mentioned", "created_at")
     list_select_related = ("case", "lead", "source")
     list_filter = ("closed", "minor_age_mentioned", "payment_discussed", "platform")
-    search_fields = ("external_id", "case__number", "lead__display_name")
+    search_fields = ("external_id", "case__number")
     fields = (
         "case",
         "source",

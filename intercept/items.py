@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
@@ -34,6 +35,7 @@ SINGLE_LINE = "Control characters (line breaks included) are not allowed here."
 NUL_CHARACTER = "NUL characters are not allowed."
 DATETIME_INVALID = "Expected an ISO 8601 date-time with a UTC offset, e.g. 2026-01-05T21:14:03Z."
 DATETIME_FUTURE = "This time is in the future."
+URL_INVALID = "Expected an http or https URL."
 DIRECTION_INVALID = "Expected inbound or outbound."
 TOO_MANY = "At most {max} entries."
 DUPLICATE_MESSAGE = "Message id {external_id} appears twice in this item with different content."
@@ -181,7 +183,11 @@ class _Reader:
             return None
         try:
             parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-        except ValueError:
+            if parsed is not None and parsed.tzinfo is not None:
+                # In UTC, as stored: an offset can carry a time out of the calendar
+                # (0001-01-01T00:00:00+14:00), which no database column can hold.
+                parsed = parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
             parsed = None
         if parsed is None or parsed.tzinfo is None:
             self.fail(path, DATETIME_INVALID)
@@ -312,6 +318,13 @@ def _messages(r: _Reader, raw: Any) -> list[MessageIn]:
     return out
 
 
+def _url_scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""
+
+
 def parse_ad(raw: Any, *, now: datetime, normalize: Normalizer) -> AdIn:
     r = _Reader(now)
     data = r.obj(raw, "", AD_FIELDS)
@@ -320,6 +333,10 @@ def parse_ad(raw: Any, *, now: datetime, normalize: Normalizer) -> AdIn:
     site = r.text(data, "site", "site", max_length=100, required=True)
     external_id = r.ident(data, "external_id", "external_id")
     url = r.text(data, "url", "url", max_length=2000, required=False)
+    if url and _url_scheme(url) not in ("http", "https"):
+        # A `javascript:` or `data:` link would run in any client that renders the ad's link.
+        r.fail("url", URL_INVALID)
+        url = ""
     title = r.text(data, "title", "title", max_length=500, required=False)
     posted_at = r.when(data, "posted_at", "posted_at", required=False)
     city = r.text(data, "city", "city", max_length=100, required=False)

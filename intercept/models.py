@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 
 from caseapi.appendonly import AppendOnlyModel
+from caseapi.fields import EncryptedJSONField, EncryptedTextField
 
 
 class IngestSource(models.Model):
@@ -113,7 +114,8 @@ class AdPhone(models.Model):
 class Conversation(models.Model):
     """A bot's chat with one buyer, idempotent by (source, external id). The buyer is a lead of
     the source's operation (found by any shared identifier, or created). Signals only ever
-    turn on; `snapshot_messages` is how many messages the latest transcript snapshot covers."""
+    turn on; `snapshot_messages` is how many messages the latest transcript snapshot covers.
+    `buyer` (name and contact details) is stored encrypted."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     source = models.ForeignKey(IngestSource, on_delete=models.PROTECT, related_name="conversations")
@@ -124,7 +126,7 @@ class Conversation(models.Model):
     bot = models.CharField(max_length=100, blank=True)
     ad_site = models.CharField(max_length=100, blank=True)
     ad_external_id = models.CharField(max_length=200, blank=True)
-    buyer = models.JSONField(default=dict, blank=True)
+    buyer = EncryptedJSONField(default=dict, blank=True)
     minor_age_mentioned = models.BooleanField(default=False)
     payment_discussed = models.BooleanField(default=False)
     meeting_requested = models.BooleanField(default=False)
@@ -161,14 +163,16 @@ class MessageDirection(models.TextChoices):
 
 class Message(AppendOnlyModel):
     """One chat message exactly as received; append-only (model, queryset and trigger), so a
-    transcript can never be edited. `seq` is the order of arrival within the conversation."""
+    transcript can never be edited. `seq` is the order of arrival within the conversation.
+    `body` is stored encrypted (re-encrypting it under a new key is the one rewrite allowed,
+    by rotate_field_keys, which lifts the trigger for its own transaction only)."""
 
     conversation = models.ForeignKey(Conversation, on_delete=models.PROTECT, related_name="messages")
     seq = models.PositiveIntegerField()
     external_id = models.CharField(max_length=200)
     direction = models.CharField(max_length=8, choices=MessageDirection.choices)
     sent_at = models.DateTimeField()
-    body = models.TextField(blank=True)
+    body = EncryptedTextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

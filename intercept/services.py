@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 from cryptography.fernet import InvalidToken
@@ -38,6 +39,7 @@ from rest_framework.exceptions import PermissionDenied
 from audit.models import AuditAction
 from audit.services import audit_record, audit_record_many
 from caseapi.exceptions import Conflict
+from caseapi.fields import is_sealed
 from cases import selectors as case_selectors
 from cases.models import (
     Case,
@@ -56,7 +58,7 @@ from cases.models import (
     Role,
 )
 from cases.permissions import CasePerm
-from cases.services import system_user
+from cases.services import CHANGED, LEAD_SEALED_FIELDS, system_user
 from intercept import scoring, signing, transcript
 from intercept.events import InterceptAction
 from intercept.items import (
@@ -371,20 +373,15 @@ def _lock(name: str, case: Case) -> None:
 
 
 def _identifiers(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Identifier]:
-    """Get or create the Identifier rows of `pairs` (inserted in sorted order, so concurrent
-    batches never wait on each other in a cycle)."""
-    wanted = sorted(set(pairs))
-    if not wanted:
+    """Get or create the Identifier rows of `pairs`, found by blind index (values are stored
+    encrypted); inserted in digest order, so concurrent batches never wait on each other in a
+    cycle."""
+    digests = {Identifier.index_of(k, v): (k, v) for k, v in set(pairs)}
+    if not digests:
         return {}
-    Identifier.objects.bulk_create([Identifier(kind=k, value=v) for k, v in wanted], ignore_conflicts=True)
-    found: dict[tuple[str, str], Identifier] = {}
-    by_kind: dict[str, list[str]] = defaultdict(list)
-    for kind, value in wanted:
-        by_kind[kind].append(value)
-    for kind, values in by_kind.items():
-        for identifier in Identifier.objects.filter(kind=kind, value__in=values):
-            found[(identifier.kind, identifier.value)] = identifier
-    return found
+    wanted = sorted(digests)
+    Identifier.objects.bulk_create([Identifier.of(*digests[d]) for d in wanted], ignore_conflicts=True)
+    return {digests[i.value_index]: i for i in Identifier.objects.filter(value_index__in=wanted)}
 
 
 UPDATE_BATCH = 500
@@ -430,11 +427,16 @@ def insert_rows(model: type[Model], fields: list[str], rows: list[tuple[Any, ...
     building model instances: PostgreSQL COPY in one stream; elsewhere bulk_create. For the
     largest append-only tables of ingest (chat messages), where Django's per-field insert
     preparation costs more than the database does. Values must already be in their Python
-    database types (no save(), no signals, no auto_now: callers pass created_at)."""
+    database types (no save(), no signals, no auto_now: callers pass created_at); encrypted
+    fields are sealed here, so COPY writes only their ciphertext."""
     if not rows:
         return
     meta = model._meta
     columns = [meta.get_field(name).column for name in fields]
+    sealed = [n for n, name in enumerate(fields) if is_sealed(meta.get_field(name))]
+    if sealed and connection.vendor == "postgresql":
+        prep = [partial(meta.get_field(fields[n]).get_db_prep_save, connection=connection) for n in sealed]
+        rows = [_sealed_row(row, sealed, prep) for row in rows]
     if connection.vendor != "postgresql":
         attnames = [meta.get_field(name).attname for name in fields]
         model._default_manager.bulk_create(
@@ -446,6 +448,13 @@ def insert_rows(model: type[Model], fields: list[str], rows: list[tuple[Any, ...
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def _sealed_row(row: tuple[Any, ...], positions: list[int], prep: list[Callable[[Any], Any]]) -> tuple[Any, ...]:
+    values = list(row)
+    for n, seal in zip(positions, prep, strict=True):
+        values[n] = seal(values[n])
+    return tuple(values)
 
 
 def _check_case_open(case: Case) -> None:
@@ -719,7 +728,8 @@ class _ConversationWriter:
         if not created:
             merged = {**conversation.buyer, **item.buyer}
             if merged != conversation.buyer:
-                changes["buyer"] = [conversation.buyer, merged]
+                # The names of what changed, never the values: buyer details are sealed at rest.
+                changes["buyer"] = sorted(k for k in merged if merged[k] != conversation.buyer.get(k))
                 conversation.buyer = merged
             if item.ad_site and not conversation.ad_site:
                 conversation.ad_site, conversation.ad_external_id = item.ad_site, item.ad_external_id
@@ -820,7 +830,7 @@ class _ConversationWriter:
                 identifier_leads[identifier.pk].append(lead.pk)
                 new_links.append(LeadIdentifier(lead=lead, identifier=identifier, added_by=self.system))
                 newly_linked.append((lead, identifier))
-                self.links_added[lead.pk].append(f"{identifier.kind}:{identifier.value}")
+                self.links_added[lead.pk].append(identifier.audit_label)
                 links += 1
             changes: dict[str, Any] = {}
             warnings = list(item.warnings)
@@ -966,7 +976,7 @@ class _ConversationWriter:
         entries: list[dict[str, Any]] = []
         for lead in new_leads:
             changes = {
-                name: [None, getattr(lead, name)]
+                name: CHANGED if name in LEAD_SEALED_FIELDS else [None, getattr(lead, name)]
                 for name in LEAD_AUDIT_FIELDS
                 if getattr(lead, name) not in (None, "", False)
             }
@@ -975,7 +985,7 @@ class _ConversationWriter:
         for lead in changed_leads:
             before = self.before[lead.pk]
             changes = {
-                name: [before[name], getattr(lead, name)]
+                name: CHANGED if name in LEAD_SEALED_FIELDS else [before[name], getattr(lead, name)]
                 for name in LEAD_AUDIT_FIELDS
                 if before[name] != getattr(lead, name)
             }
@@ -1127,7 +1137,7 @@ def _deconflict(source: IngestSource, system: AbstractBaseUser, linked: list[tup
             matched_case=matched,
             matched_agency=matched.agency,
         )
-        value = f"{link.identifier.kind}:{link.identifier.value}"
+        value = link.identifier.audit_label
         entries.append(
             {
                 "action": AuditAction.DECONFLICTION_HIT,

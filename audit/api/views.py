@@ -26,11 +26,13 @@ from audit.api.serializers import (
     VerifyResultSerializer,
 )
 from audit.models import AuditAction
-from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer
+from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer, refuse_input
 from cases.models import Role
 from cases.selectors import user_roles
 
 NOT_AUDITOR = "Only auditors can do this."
+# A tree size, as its query parameters declare it (the server refuses 0 and below).
+POSITIVE_INT = {"type": "integer", "minimum": 1}
 TEXT_RESPONSE = {
     (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="Signed-note text."),
     401: OpenApiResponse(ErrorSerializer),
@@ -86,6 +88,7 @@ class VerifierKeyView(TamperRecordingMixin, APIView):
 @extend_schema(request=None, responses={200: CheckpointSerializer, 201: CheckpointSerializer, **ERROR_RESPONSES})
 class CheckpointCreateView(TamperRecordingMixin, APIView):
     def post(self, request: Request) -> Response:
+        refuse_input(request, output=CheckpointSerializer)
         _require_auditor(request)
         result = services.checkpoint_create(actor=request.user)
         return Response(
@@ -99,7 +102,7 @@ class _TreeSizeQuery(serializers.Serializer):
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("tree_size", int, description="Default: the latest checkpoint's size.")],
+    parameters=[OpenApiParameter("tree_size", POSITIVE_INT, description="Default: the latest checkpoint's size.")],
     responses={200: InclusionProofSerializer, **ERROR_RESPONSES},
 )
 class InclusionProofView(TamperRecordingMixin, APIView):
@@ -129,7 +132,10 @@ class _ConsistencyQuery(serializers.Serializer):
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("from", int, required=True), OpenApiParameter("to", int, required=True)],
+    parameters=[
+        OpenApiParameter("from", POSITIVE_INT, required=True, description="The older tree size."),
+        OpenApiParameter("to", POSITIVE_INT, required=True, description="The newer tree size, at least `from`."),
+    ],
     responses={200: ConsistencyProofSerializer, **ERROR_RESPONSES},
 )
 class ConsistencyProofView(TamperRecordingMixin, APIView):
@@ -145,6 +151,7 @@ class ConsistencyProofView(TamperRecordingMixin, APIView):
 @extend_schema(request=None, responses={200: VerifyResultSerializer, **ERROR_RESPONSES})
 class VerifyView(TamperRecordingMixin, APIView):
     def post(self, request: Request) -> Response:
+        refuse_input(request, output=VerifyResultSerializer)
         _require_auditor(request)
         result = services.audit_verify(actor=request.user)
         return Response(VerifyResultSerializer(result).data)

@@ -6,7 +6,10 @@ from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
+from caseapi.filters import IdFilter, IntegerFilter
 from cases import selectors
 from cases.models import (
     CaseKind,
@@ -41,8 +44,8 @@ class LeadFilter(django_filters.FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     status = django_filters.ChoiceFilter(choices=LeadStatus.choices)
     source = django_filters.ChoiceFilter(choices=LeadSource.choices)
-    assignee = django_filters.NumberFilter(field_name="assignee_id", min_value=1, max_value=2**63 - 1)
-    min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte", min_value=0, max_value=100)
+    assignee = IdFilter(field_name="assignee_id")
+    min_priority = IntegerFilter(field_name="priority", lookup_expr="gte", min_value=0, max_value=100)
     identifier = django_filters.CharFilter(
         method="by_identifier",
         max_length=254,
@@ -72,6 +75,7 @@ class LeadFilter(django_filters.FilterSet):
     def by_identifier_kind(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs  # read by by_identifier
 
+    @extend_schema_field(OpenApiTypes.UUID)
     def by_handoff(self, qs: QuerySet, name: str, value: Any) -> QuerySet:
         return qs.filter(id__in=HandoffLead.objects.filter(handoff_id=value).values("lead_id"))
 
@@ -84,6 +88,7 @@ class EvidenceFilter(django_filters.FilterSet):
     sha256 = django_filters.CharFilter(field_name="sha256", lookup_expr="exact", max_length=64)
     handoff = django_filters.UUIDFilter(method="by_handoff", help_text="Evidence included in this handoff.")
 
+    @extend_schema_field(OpenApiTypes.UUID)
     def by_handoff(self, qs: QuerySet, name: str, value: Any) -> QuerySet:
         return qs.filter(id__in=HandoffEvidence.objects.filter(handoff_id=value).values("evidence_id"))
 
@@ -91,4 +96,4 @@ class EvidenceFilter(django_filters.FilterSet):
 class HandoffFilter(django_filters.FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     status = django_filters.ChoiceFilter(choices=HandoffStatus.choices)
-    prosecutor = django_filters.NumberFilter(field_name="prosecutor_id", min_value=1, max_value=2**63 - 1)
+    prosecutor = IdFilter(field_name="prosecutor_id")

@@ -1,5 +1,6 @@
-"""Serializers name their fields; server-owned fields are read-only and unknown or read-only
-fields sent by a client are refused with a 400 naming them (never silently ignored)."""
+"""Serializers name their fields. Input serializers are strict (caseapi.api.StrictInputSerializer):
+each names the output serializer of its operation, and any key of a request body that is not
+writable there (server-owned, or unknown) is refused with a 400 naming it, never ignored."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from caseapi.api import SERVER_OWNED_FIELD, StrictInputSerializer, StrictPrimaryKeyRelatedField
+from caseapi.api import UNKNOWN_FIELD as UNKNOWN_FIELD
 from cases import selectors
 from cases.models import (
     Case,
@@ -35,26 +38,7 @@ from cases.models import (
 
 User = get_user_model()
 
-READ_ONLY_FIELD = "This field is set by the server and cannot be written."
-UNKNOWN_FIELD = "Unknown field."
-
-
-class StrictInputSerializer(serializers.Serializer):
-    """Refuses any key it does not declare as writable, naming it."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            writable = {name for name, f in self.fields.items() if not f.read_only}
-            known = set(self.fields)
-            errors = {}
-            for key in data:
-                if key not in writable:
-                    errors[key] = [READ_ONLY_FIELD if key in known or key in self.server_owned else UNKNOWN_FIELD]
-            if errors:
-                raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)
-
-    server_owned: frozenset[str] = frozenset()
+READ_ONLY_FIELD = SERVER_OWNED_FIELD
 
 
 # ---------------------------------------------------------------- people
@@ -87,14 +71,15 @@ class PersonSerializer(UserBriefSerializer):
         return sorted(g.name for g in user.groups.all() if g.name in Role.values)
 
 
-class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-
-
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(read_only=True)
     expires_at = serializers.DateTimeField(read_only=True)
+
+
+class LoginSerializer(StrictInputSerializer):
+    output_serializer = TokenSerializer
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
 
 # ---------------------------------------------------------------- cases
@@ -125,15 +110,17 @@ class CaseOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+CASE_SERVER_OWNED = frozenset({"created_by"})
+
+
 class CaseCreateSerializer(StrictInputSerializer):
-    server_owned = frozenset(
-        {"id", "number", "status", "agency", "lead_investigator", "created_at", "updated_at", "closed_at", "created_by"}
-    )
+    output_serializer = CaseOutputSerializer
+    server_owned = CASE_SERVER_OWNED
     title = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=CaseKind.choices, default=CaseKind.INVESTIGATION)
     priority = serializers.ChoiceField(choices=CasePriority.choices, default=CasePriority.NORMAL)
     summary = serializers.CharField(allow_blank=True, default="", max_length=20000)
-    parent = serializers.PrimaryKeyRelatedField(queryset=Case.objects.none(), required=False, allow_null=True)
+    parent = StrictPrimaryKeyRelatedField(queryset=Case.objects.none(), required=False, allow_null=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -143,12 +130,13 @@ class CaseCreateSerializer(StrictInputSerializer):
 
 
 class CaseUpdateSerializer(StrictInputSerializer):
-    server_owned = CaseCreateSerializer.server_owned - {"status", "lead_investigator"} | {"kind", "parent"}
+    output_serializer = CaseOutputSerializer
+    server_owned = CASE_SERVER_OWNED
     title = serializers.CharField(max_length=200, required=False)
     priority = serializers.ChoiceField(choices=CasePriority.choices, required=False)
     summary = serializers.CharField(allow_blank=True, max_length=20000, required=False)
     status = serializers.ChoiceField(choices=CaseStatus.choices, required=False)
-    lead_investigator = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), required=False)
+    lead_investigator = StrictPrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), required=False)
 
 
 class TeamMemberSerializer(serializers.Serializer):
@@ -158,14 +146,15 @@ class TeamMemberSerializer(serializers.Serializer):
 
 
 class TeamMemberInputSerializer(StrictInputSerializer):
-    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+    output_serializer = TeamMemberSerializer
+    user = StrictPrimaryKeyRelatedField(queryset=User.objects.all())
     role = serializers.ChoiceField(choices=TeamRole.choices)
 
 
 # ---------------------------------------------------------------- leads
 
 
-class IdentifierSerializer(serializers.Serializer):
+class IdentifierSerializer(StrictInputSerializer):
     kind = serializers.ChoiceField(choices=IdentifierKind.choices)
     value = serializers.CharField(max_length=254)
 
@@ -256,24 +245,15 @@ class SignalsSerializer(StrictInputSerializer):
     repeat_contact = serializers.BooleanField(required=False)
 
 
-class LeadInputSerializer(StrictInputSerializer):
-    server_owned = frozenset(
-        {
-            "id",
-            "case_number",
-            "priority",
-            "priority_score",
-            "priority_factors",
-            "created_at",
-            "updated_at",
-            "created_by",
-        }
-    )
-    case = serializers.PrimaryKeyRelatedField(queryset=Case.objects.none())
+class LeadUpdateSerializer(StrictInputSerializer):
+    """PATCH of a lead: its case is fixed (a field of the answer, so refused by name)."""
+
+    output_serializer = LeadWithHitsSerializer
+    server_owned = frozenset({"created_by"})
     display_name = serializers.CharField(max_length=200, allow_blank=True, required=False)
     source = serializers.ChoiceField(choices=LeadSource.choices, required=False)
     status = serializers.ChoiceField(choices=LeadStatus.choices, required=False)
-    assignee = serializers.PrimaryKeyRelatedField(
+    assignee = StrictPrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True), allow_null=True, required=False
     )
     signals = SignalsSerializer(required=False)
@@ -282,14 +262,6 @@ class LeadInputSerializer(StrictInputSerializer):
     last_seen_at = serializers.DateTimeField(required=False, allow_null=True)
     notes = serializers.CharField(allow_blank=True, max_length=20000, required=False)
     identifiers = IdentifierSerializer(many=True, required=False, max_length=100)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None:
-            self.fields["case"].queryset = selectors.case_list(user=request.user)
-        if self.partial:
-            self.fields["case"].read_only = True
 
     def to_service_kwargs(self) -> dict[str, Any]:
         data = dict(self.validated_data)
@@ -300,12 +272,25 @@ class LeadInputSerializer(StrictInputSerializer):
         return data
 
 
-class DeconflictionCheckSerializer(StrictInputSerializer):
-    identifiers = IdentifierSerializer(many=True, min_length=1, max_length=100)
+class LeadInputSerializer(LeadUpdateSerializer):
+    """POST of a lead, into a case of the caller's scope."""
+
+    case = StrictPrimaryKeyRelatedField(queryset=Case.objects.none())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["case"].queryset = selectors.case_list(user=request.user)
 
 
 class DeconflictionResultSerializer(serializers.Serializer):
     hits = DeconflictionHitSerializer(many=True, read_only=True)
+
+
+class DeconflictionCheckSerializer(StrictInputSerializer):
+    output_serializer = DeconflictionResultSerializer
+    identifiers = IdentifierSerializer(many=True, min_length=1, max_length=100)
 
 
 # ---------------------------------------------------------------- evidence and custody
@@ -344,26 +329,14 @@ class EvidenceOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-EVIDENCE_SERVER_OWNED = frozenset(
-    {
-        "id",
-        "stored",
-        "original_filename",
-        "collected_by",
-        "withdrawn_at",
-        "withdrawn_by",
-        "created_at",
-        "updated_at",
-        "created_by",
-        "content_name",
-    }
-)
+EVIDENCE_SERVER_OWNED = frozenset({"created_by", "content_name"})
 
 
 class EvidenceCreateSerializer(StrictInputSerializer):
-    server_owned = EVIDENCE_SERVER_OWNED | {"status", "withdrawn_reason"}
-    case = serializers.PrimaryKeyRelatedField(queryset=Case.objects.none())
-    lead = serializers.PrimaryKeyRelatedField(queryset=Lead.objects.none(), required=False, allow_null=True)
+    output_serializer = EvidenceOutputSerializer
+    server_owned = EVIDENCE_SERVER_OWNED
+    case = StrictPrimaryKeyRelatedField(queryset=Case.objects.none())
+    lead = StrictPrimaryKeyRelatedField(queryset=Lead.objects.none(), required=False, allow_null=True)
     kind = serializers.ChoiceField(choices=EvidenceKind.choices)
     description = serializers.CharField(allow_blank=True, max_length=20000, required=False, default="")
     content = serializers.FileField(required=False, allow_empty_file=True, use_url=False)
@@ -383,17 +356,12 @@ class EvidenceCreateSerializer(StrictInputSerializer):
 
 
 class EvidenceUpdateSerializer(StrictInputSerializer):
-    server_owned = EVIDENCE_SERVER_OWNED | {
-        "case",
-        "kind",
-        "sha256",
-        "size_bytes",
-        "external_uri",
-        "content",
-        "collected_at",
-    }
+    """The SHA-256, size, content and origin of an item never change after intake."""
+
+    output_serializer = EvidenceOutputSerializer
+    server_owned = EVIDENCE_SERVER_OWNED | {"content"}
     description = serializers.CharField(allow_blank=True, max_length=20000, required=False)
-    lead = serializers.PrimaryKeyRelatedField(queryset=Lead.objects.none(), required=False, allow_null=True)
+    lead = StrictPrimaryKeyRelatedField(queryset=Lead.objects.none(), required=False, allow_null=True)
     media_type = serializers.CharField(max_length=127, required=False)
     status = serializers.ChoiceField(choices=[EvidenceStatus.WITHDRAWN], required=False)
     withdrawn_reason = serializers.CharField(max_length=5000, required=False, allow_blank=True)
@@ -428,7 +396,7 @@ class CustodyEventSerializer(serializers.ModelSerializer):
 
 
 class CustodyInputSerializer(StrictInputSerializer):
-    server_owned = frozenset({"id", "evidence", "actor", "details", "created_at"})
+    output_serializer = CustodyEventSerializer
     action = serializers.ChoiceField(choices=CustodyAction.choices)
     occurred_at = serializers.DateTimeField(required=False)
     from_party = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
@@ -540,32 +508,10 @@ class _ScopedIdsMixin:
         return self._resolve(ids, selectors.evidence_list(user=user).select_related(None))
 
 
-HANDOFF_SERVER_OWNED = frozenset(
-    {
-        "id",
-        "number",
-        "status",
-        "prosecutor_office",
-        "created_by",
-        "submitted_by",
-        "submitted_at",
-        "reviewed_by",
-        "reviewed_at",
-        "review_note",
-        "sent_at",
-        "acknowledged_at",
-        "decided_at",
-        "decision_note",
-        "created_at",
-        "updated_at",
-    }
-)
-
-
 class HandoffCreateSerializer(_ScopedIdsMixin, StrictInputSerializer):
-    server_owned = HANDOFF_SERVER_OWNED
-    case = serializers.PrimaryKeyRelatedField(queryset=Case.objects.none())
-    prosecutor = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+    output_serializer = HandoffOutputSerializer
+    case = StrictPrimaryKeyRelatedField(queryset=Case.objects.none())
+    prosecutor = StrictPrimaryKeyRelatedField(queryset=User.objects.all())
     leads = serializers.ListField(child=serializers.UUIDField(), max_length=1000, required=False, default=list)
     evidence = serializers.ListField(child=serializers.UUIDField(), max_length=1000, required=False, default=list)
     charges = ChargeSerializer(many=True, required=False, default=list, max_length=100)
@@ -579,8 +525,8 @@ class HandoffCreateSerializer(_ScopedIdsMixin, StrictInputSerializer):
 
 
 class HandoffUpdateSerializer(_ScopedIdsMixin, StrictInputSerializer):
-    server_owned = HANDOFF_SERVER_OWNED | {"case"}
-    prosecutor = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), required=False)
+    output_serializer = HandoffOutputSerializer
+    prosecutor = StrictPrimaryKeyRelatedField(queryset=User.objects.all(), required=False)
     leads = serializers.ListField(child=serializers.UUIDField(), max_length=1000, required=False)
     evidence = serializers.ListField(child=serializers.UUIDField(), max_length=1000, required=False)
     charges = ChargeSerializer(many=True, required=False, max_length=100)
@@ -588,6 +534,10 @@ class HandoffUpdateSerializer(_ScopedIdsMixin, StrictInputSerializer):
 
 
 class HandoffNoteSerializer(StrictInputSerializer):
+    """A workflow step's note; every field of the handoff it answers with is refused by name
+    (`status` changes only through these steps)."""
+
+    output_serializer = HandoffOutputSerializer
     note = serializers.CharField(max_length=5000, allow_blank=True, required=False, default="")
 
 

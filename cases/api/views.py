@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from audit.models import AuditAction
 from audit.services import audit_record
-from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer
+from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer, JSONParser, refuse_input
 from cases import selectors, services, uploads
 from cases.api import serializers as s
 from cases.api.filters import CaseFilter, EvidenceFilter, HandoffFilter, LeadFilter
@@ -41,7 +41,7 @@ DIRECTORY_NOT_ALLOWED = "Only investigators and supervisors look up prosecutors.
     request=s.LoginSerializer,
     responses={
         200: s.TokenSerializer,
-        400: ErrorSerializer,
+        400: ERROR_RESPONSES[400],
         401: ErrorSerializer,
         403: ErrorSerializer,
         429: ErrorSerializer,
@@ -222,7 +222,7 @@ class LeadListCreateView(AuditedListMixin, generics.ListCreateAPIView):
 
 @extend_schema_view(
     get=extend_schema(responses={200: s.LeadOutputSerializer, **ERROR_RESPONSES}),
-    patch=extend_schema(request=s.LeadInputSerializer, responses={200: s.LeadWithHitsSerializer, **ERROR_RESPONSES}),
+    patch=extend_schema(request=s.LeadUpdateSerializer, responses={200: s.LeadWithHitsSerializer, **ERROR_RESPONSES}),
 )
 class LeadDetailView(generics.RetrieveUpdateAPIView):
     http_method_names = ["get", "patch", "head", "options"]
@@ -238,7 +238,7 @@ class LeadDetailView(generics.RetrieveUpdateAPIView):
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         lead = self.get_object()
-        payload = s.LeadInputSerializer(data=request.data, partial=True, context=self.get_serializer_context())
+        payload = s.LeadUpdateSerializer(data=request.data, partial=True, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
         lead, hits = services.lead_update(actor=request.user, lead=lead, **payload.to_service_kwargs())
         lead = selectors.lead_get(user=request.user, lead_id=lead.pk)
@@ -373,6 +373,7 @@ class CustodyListCreateView(AuditedListMixin, generics.ListCreateAPIView):
 @extend_schema(request=None, responses={200: s.CustodyEventSerializer, **ERROR_RESPONSES})
 class EvidenceVerifyView(APIView):
     def post(self, request: Request, pk: Any) -> Response:
+        refuse_input(request, output=s.CustodyEventSerializer)
         item = selectors.evidence_get(user=request.user, evidence_id=pk)
         event: CustodyEvent = services.evidence_verify(actor=request.user, item=item)
         return Response(s.CustodyEventSerializer(event).data)
@@ -512,6 +513,7 @@ class HandoffPacketsView(generics.ListCreateAPIView):
         return selectors.packet_list(user=self.request.user).filter(handoff=self.get_handoff())
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        refuse_input(request, output=s.PacketAcceptedSerializer)
         packet = services.packet_request(actor=request.user, handoff=self.get_handoff())
         packet.refresh_from_db(fields=["status"])
         status_url = request.build_absolute_uri(reverse("packet-detail", kwargs={"pk": packet.pk}))

@@ -5,7 +5,11 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.db import models
+
+from caseapi import crypto
+from caseapi.fields import EncryptedTextField
 
 
 class LeadSource(models.TextChoices):
@@ -32,26 +36,51 @@ class IdentifierKind(models.TextChoices):
 
 
 class Identifier(models.Model):
-    """One normalized value, shared by every lead that carries it (across cases and agencies)."""
+    """One normalized value, shared by every lead that carries it (across cases and agencies).
+
+    `value` is stored encrypted; `value_index` (the keyed blind index of kind and value,
+    caseapi.crypto.blind_index) is what finds it and what keeps it unique. Build rows with
+    `Identifier.of(kind, value)`, which fills both."""
 
     kind = models.CharField(max_length=20, choices=IdentifierKind.choices)
-    value = models.CharField(max_length=254)
+    value = EncryptedTextField()
+    value_index = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["kind", "value"]
-        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identifier_kind_value_uniq")]
+        ordering = ["kind", "id"]
+        constraints = [models.UniqueConstraint(fields=["value_index"], name="identifier_value_index_uniq")]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.value_index = self.index_of(self.kind, self.value)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @staticmethod
+    def index_of(kind: str, value: str) -> str:
+        """The blind index of a normalized (kind, value): equal pairs, equal digests."""
+        return crypto.blind_index(kind, value)
+
+    @classmethod
+    def of(cls, kind: str, value: str) -> Identifier:
+        return cls(kind=kind, value=value, value_index=cls.index_of(kind, value))
+
+    @property
+    def audit_label(self) -> str:
+        """How audit events name this identifier without its value: `kind:` and the first 16
+        hex digits of its blind index (whoever holds BLIND_INDEX_KEY can match a value)."""
+        return f"{self.kind}:{self.value_index[:16]}"
+
 
 class Lead(models.Model):
-    """`priority` is the effective score: the override when set, else the computed score."""
+    """`priority` is the effective score: the override when set, else the computed score.
+    `display_name` and `notes` are stored encrypted (they name and describe a person)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     case = models.ForeignKey("cases.Case", on_delete=models.PROTECT, related_name="leads")
-    display_name = models.CharField(max_length=200, blank=True)
+    display_name = EncryptedTextField(blank=True, validators=[MaxLengthValidator(200)])
     source = models.CharField(max_length=20, choices=LeadSource.choices, default=LeadSource.INVESTIGATOR)
     status = models.CharField(max_length=20, choices=LeadStatus.choices, default=LeadStatus.NEW)
     assignee = models.ForeignKey(
@@ -67,7 +96,7 @@ class Lead(models.Model):
     priority = models.PositiveSmallIntegerField(default=0, editable=False)
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
-    notes = models.TextField(blank=True)
+    notes = EncryptedTextField(blank=True)
     identifiers = models.ManyToManyField(Identifier, through="cases.LeadIdentifier", related_name="leads")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 
+from caseapi.filters import StrictBooleanFilter
 from intercept import selectors
 
 
@@ -12,8 +13,8 @@ class ConversationFilter(django_filters.FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     lead = django_filters.UUIDFilter(field_name="lead_id")
     platform = django_filters.CharFilter(field_name="platform", max_length=50)
-    closed = django_filters.BooleanFilter(field_name="closed")
-    minor_age_mentioned = django_filters.BooleanFilter(field_name="minor_age_mentioned")
+    closed = StrictBooleanFilter(field_name="closed")
+    minor_age_mentioned = StrictBooleanFilter(field_name="minor_age_mentioned")
     phone = django_filters.CharFilter(
         method="by_phone", max_length=64, help_text="Conversations of buyers with this number, in any format."
     )

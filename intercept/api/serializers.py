@@ -6,72 +6,125 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
+from caseapi.api import StrictInputSerializer
+from intercept.items import MAX_AD_TEXT, MAX_MESSAGES, MAX_PHONES
 from intercept.models import Ad, Conversation, Message, MessageDirection, TranscriptSnapshot
 
 # ---------------------------------------------------------------- the wire format (schema only)
 
 
-class AdRefSerializer(serializers.Serializer):
+# What intercept.items accepts, as a schema: an item with a key it does not know is rejected
+# (additionalProperties: false); an optional field may be null or absent alike, and an optional
+# text blank. Checks a schema cannot state (single-line text, printable ids, real phone numbers,
+# times not in the future) reject an item with the reason named.
+
+
+def _optional_text(max_length: int, **kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=max_length, **kwargs)
+
+
+class AdRefSerializer(StrictInputSerializer):
     site = serializers.CharField(max_length=100)
     external_id = serializers.CharField(max_length=200)
 
 
-class BuyerSerializer(serializers.Serializer):
-    phone = serializers.CharField(required=False, max_length=200)
-    email = serializers.CharField(required=False, max_length=200)
-    handle = serializers.CharField(required=False, max_length=200)
-    name = serializers.CharField(required=False, max_length=200)
-    city = serializers.CharField(required=False, max_length=200)
-    zip = serializers.CharField(required=False, max_length=200)
-    carrier = serializers.CharField(required=False, max_length=200)
-    employer = serializers.CharField(required=False, max_length=200)
+class BuyerSerializer(StrictInputSerializer):
+    phone = _optional_text(200)
+    email = _optional_text(200)
+    handle = _optional_text(200)
+    name = _optional_text(200)
+    city = _optional_text(200)
+    zip = _optional_text(200)
+    carrier = _optional_text(200)
+    employer = _optional_text(200)
 
 
-class MessageInSerializer(serializers.Serializer):
+class MessageInSerializer(StrictInputSerializer):
     external_id = serializers.CharField(max_length=200)
     direction = serializers.ChoiceField(choices=MessageDirection.choices)
     sent_at = serializers.DateTimeField()
-    body = serializers.CharField(allow_blank=True, max_length=20000)
+    body = _optional_text(20000, trim_whitespace=False)
 
 
-class SignalsInSerializer(serializers.Serializer):
-    minor_age_mentioned = serializers.BooleanField(required=False)
-    payment_discussed = serializers.BooleanField(required=False)
-    meeting_requested = serializers.BooleanField(required=False)
+class SignalsInSerializer(StrictInputSerializer):
+    minor_age_mentioned = serializers.BooleanField(required=False, allow_null=True)
+    payment_discussed = serializers.BooleanField(required=False, allow_null=True)
+    meeting_requested = serializers.BooleanField(required=False, allow_null=True)
 
 
-class ConversationItemSerializer(serializers.Serializer):
+class ConversationItemSerializer(StrictInputSerializer):
     external_id = serializers.CharField(max_length=200, help_text="Idempotency key within the source.")
     platform = serializers.CharField(max_length=50)
     ad = AdRefSerializer(required=False, allow_null=True)
-    bot = serializers.CharField(required=False, max_length=100)
+    bot = _optional_text(100)
     buyer = BuyerSerializer(help_text="At least one of phone, email, handle.")
-    messages = MessageInSerializer(many=True, required=False)
-    signals = SignalsInSerializer(required=False)
+    messages = MessageInSerializer(many=True, required=False, allow_null=True, max_length=MAX_MESSAGES)
+    signals = SignalsInSerializer(required=False, allow_null=True)
     deterrence_sent_at = serializers.DateTimeField(required=False, allow_null=True)
-    closed = serializers.BooleanField(required=False, help_text="Closing takes a transcript snapshot.")
+    closed = serializers.BooleanField(required=False, allow_null=True, help_text="Closing takes a transcript snapshot.")
 
 
-class ConversationBatchSerializer(serializers.Serializer):
-    items = ConversationItemSerializer(many=True, help_text="At most 1,000.")
+class ConversationBatchSerializer(StrictInputSerializer):
+    items = ConversationItemSerializer(
+        many=True, max_length=settings.INGEST_MAX_ITEMS, help_text="At most INGEST_MAX_ITEMS (1,000 by default)."
+    )
 
 
-class AdItemSerializer(serializers.Serializer):
+class AdItemSerializer(StrictInputSerializer):
     site = serializers.CharField(max_length=100)
     external_id = serializers.CharField(max_length=200)
-    url = serializers.CharField(required=False, max_length=2000)
-    title = serializers.CharField(required=False, max_length=500)
+    url = _optional_text(2000, help_text="http or https.")
+    title = _optional_text(500)
     posted_at = serializers.DateTimeField(required=False, allow_null=True)
-    city = serializers.CharField(required=False, max_length=100)
-    region = serializers.CharField(required=False, max_length=100)
-    phones = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=20)
-    text = serializers.CharField(required=False, allow_blank=True, max_length=50000)
+    city = _optional_text(100)
+    region = _optional_text(100)
+    phones = serializers.ListField(
+        child=serializers.CharField(max_length=64, allow_blank=True, trim_whitespace=False),
+        required=False,
+        allow_null=True,
+        max_length=MAX_PHONES,
+    )
+    text = _optional_text(MAX_AD_TEXT, trim_whitespace=False)
 
 
-class AdBatchSerializer(serializers.Serializer):
-    items = AdItemSerializer(many=True, help_text="At most 1,000.")
+class AdBatchSerializer(StrictInputSerializer):
+    items = AdItemSerializer(
+        many=True, max_length=settings.INGEST_MAX_ITEMS, help_text="At most INGEST_MAX_ITEMS (1,000 by default)."
+    )
+
+
+class IngestBodySerializer(serializers.Serializer):
+    """A batch body: `{"items": [...]}` (`batch_serializer`) or a bare array of items
+    (`item_serializer`). Schema only (IngestBodySchema), for the views that read the signed
+    body raw."""
+
+    batch_serializer: type[serializers.Serializer]
+    item_serializer: type[serializers.Serializer]
+
+
+class ConversationBatchBodySerializer(IngestBodySerializer):
+    batch_serializer = ConversationBatchSerializer
+    item_serializer = ConversationItemSerializer
+
+
+class AdBatchBodySerializer(IngestBodySerializer):
+    batch_serializer = AdBatchSerializer
+    item_serializer = AdItemSerializer
+
+
+class IngestBodySchema(OpenApiSerializerExtension):
+    target_class = IngestBodySerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        batch = auto_schema.resolve_serializer(self.target.batch_serializer, direction)
+        item = auto_schema.resolve_serializer(self.target.item_serializer, direction)
+        array = {"type": "array", "items": item.ref, "maxItems": settings.INGEST_MAX_ITEMS}
+        return {"oneOf": [batch.ref, array]}
 
 
 class ItemResultSerializer(serializers.Serializer):

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -19,7 +22,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.services import audit_record
-from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer
+from caseapi.api import ERROR_RESPONSES, AuditedListMixin, ErrorSerializer, refuse_input
+from caseapi.throttling import IngestAddressThrottle, IngestSourceThrottle, ThrottleBeforeAuthenticationMixin
 from intercept import selectors, services
 from intercept.api import serializers as s
 from intercept.api.filters import AdFilter, ConversationFilter
@@ -43,7 +47,8 @@ def batch_items(body: bytes) -> list[Any]:
     JSON, ValidationError (400) on another shape or more than INGEST_MAX_ITEMS items."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: a body nested deeper than the decoder can go (`[[[[...`).
         raise ParseError(BODY_NOT_JSON) from exc
     if isinstance(data, list):
         data = {"items": data}
@@ -60,16 +65,34 @@ INGEST_RESPONSES = {
     401: OpenApiResponse(ErrorSerializer, description="Missing, wrong, stale or replayed signature; inactive source."),
     409: OpenApiResponse(ErrorSerializer, description="The source's operation is closed."),
     413: OpenApiResponse(ErrorSerializer, description="The body is larger than INGEST_MAX_BODY_BYTES."),
+    429: OpenApiResponse(ErrorSerializer, description="Too many batches; retry after Retry-After seconds."),
 }
 
 
-class _IngestView(APIView):
-    """POST a batch; 200 with one result per item (each accepted or rejected on its own)."""
+class IngestSchema(AutoSchema):
+    """The batch body is required: drf-spectacular cannot tell for a body that is one of two
+    shapes (IngestBodySchema)."""
+
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        body = super()._get_request_body(direction)
+        if body:
+            body["required"] = True
+        return body
+
+
+class _IngestView(ThrottleBeforeAuthenticationMixin, APIView):
+    """POST a batch; 200 with one result per item (each accepted or rejected on its own).
+
+    Two throttles (caseapi.throttling): requests per client address before the signature is
+    checked (each refused signature costs a lookup and an audit row), and batches per source
+    after it."""
 
     authentication_classes = [SignedSourceAuthentication]
     permission_classes = [IsIngestSource]
     parser_classes: list[Any] = []
-    throttle_classes: list[Any] = []
+    schema = IngestSchema()
+    pre_authentication_throttle_classes = [IngestAddressThrottle]
+    throttle_classes = [IngestSourceThrottle]
     ingest: Callable[..., list[dict[str, Any]]]
 
     def post(self, request: Request) -> Response:
@@ -79,12 +102,13 @@ class _IngestView(APIView):
         return Response({"accepted": len(results) - rejected, "rejected": rejected, "results": results})
 
 
-@extend_schema(request=s.ConversationBatchSerializer, responses=INGEST_RESPONSES)
+# The views read the body raw (it is signed), so they name its media type for the schema.
+@extend_schema(request={"application/json": s.ConversationBatchBodySerializer}, responses=INGEST_RESPONSES)
 class ConversationIngestView(_IngestView):
     ingest = staticmethod(services.conversations_ingest)
 
 
-@extend_schema(request=s.AdBatchSerializer, responses=INGEST_RESPONSES)
+@extend_schema(request={"application/json": s.AdBatchBodySerializer}, responses=INGEST_RESPONSES)
 class AdIngestView(_IngestView):
     ingest = staticmethod(services.ads_ingest)
 
@@ -134,6 +158,7 @@ class ConversationDetailView(generics.RetrieveAPIView):
 )
 class ConversationSnapshotView(APIView):
     def post(self, request: Request, pk: Any) -> Response:
+        refuse_input(request, output=s.SnapshotSerializer)
         conversation = selectors.conversation_get(user=request.user, conversation_id=pk)
         snapshot, created = services.conversation_snapshot(actor=request.user, conversation=conversation)
         data = s.SnapshotSerializer(
@@ -155,10 +180,24 @@ class AdListView(AuditedListMixin, generics.ListAPIView):
 # ---------------------------------------------------------------- analytics
 
 
+# Days a period may start and end on: the period's bounds (until + 1 day, the default start
+# 59 days before until) must stay inside the calendar.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+
+
 class AnalyticsQuerySerializer(serializers.Serializer):
     case = serializers.UUIDField(help_text="The operation.")
-    since = serializers.DateField(required=False, help_text="First day (default: 59 days before until).")
-    until = serializers.DateField(required=False, help_text="Last day, included (default: today).")
+    since = serializers.DateField(
+        required=False,
+        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
+        help_text="First day (default: 59 days before until), 1900-01-01 to 9998-12-31.",
+    )
+    until = serializers.DateField(
+        required=False,
+        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
+        help_text="Last day, included (default: today), 1900-01-01 to 9998-12-31.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         default = selectors.default_period(attrs.get("until"))

@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditAction, AuditEvent, Checkpoint
 from audit.sealing import seal_pending
 from cases import services
+from cases.identifiers import audit_label
 from cases.models import (
     AuthToken,
     CaseStatus,
@@ -273,7 +274,7 @@ def _lead_create(ctx: Ctx) -> Call:
                 AuditAction.LEAD_CREATED,
                 ("cases.lead", response.json()["id"]),
                 fields("display_name", "status", "identifiers"),
-                exact={"display_name": [None, "Buyer 2"], "identifiers": [[], ["email:buyer2@example.org"]]},
+                exact={"display_name": "changed", "identifiers": [[], [audit_label("email", "buyer2@example.org")]]},
                 case_id=case.pk,
             )
         ]
@@ -291,7 +292,7 @@ def _lead_update(ctx: Ctx) -> Call:
                 AuditAction.LEAD_UPDATED,
                 target(lead),
                 fields("notes"),
-                exact={"notes": ["", "Asked twice about price."]},
+                exact={"notes": "changed"},
                 case_id=lead.case_id,
             )
         ]
@@ -306,7 +307,7 @@ def _deconfliction(ctx: Ctx) -> Call:
 
     def expect(response: Any) -> list[Expect]:
         hit = DeconflictionHit.objects.get(requested_by=ctx.world.lead)
-        identifier = "phone:+12025550199"
+        identifier = audit_label("phone", "+12025550199")
         return [
             Expect(AuditAction.DECONFLICTION_CHECKED, None, fields("identifiers"), exact={"identifiers": [identifier]}),
             Expect(

@@ -20,6 +20,7 @@ from rest_framework.exceptions import PermissionDenied
 from audit.models import AuditAction, AuditEvent
 from caseapi.exceptions import Conflict
 from cases import services
+from cases.identifiers import audit_label
 from cases.models import Case, CaseStatus, CustodyEvent, EvidenceItem, Lead, LeadStatus, TeamRole
 from tests.factories import EvidenceFactory, LeadFactory
 
@@ -131,14 +132,14 @@ def test_lead_create_records_one_event_with_its_fields(world):
     event = only_event(events, AuditAction.LEAD_CREATED)
     assert_target(event, world.teammate, lead, world.case)
     assert event.changes == {
-        "display_name": [None, "Buyer 7"],
+        "display_name": "changed",
         "source": [None, "investigator"],
         "status": [None, "new"],
         "payment_discussed": [None, True],
         "priority": [None, 20],
         "first_seen_at": [None, seen.isoformat()],
         "last_seen_at": [None, seen.isoformat()],
-        "identifiers": [[], [f"phone:{PHONE}"]],
+        "identifiers": [[], [audit_label("phone", PHONE)]],
     }
 
 
@@ -149,7 +150,7 @@ def test_lead_update_records_exact_field_changes(world):
     event = only_event(events, AuditAction.LEAD_UPDATED)
     assert_target(event, world.teammate, lead, world.case)
     assert event.changes == {
-        "display_name": ["Buyer 7", "Buyer Seven"],
+        "display_name": "changed",
         "payment_discussed": [False, True],
         "priority": [0, 20],
     }
@@ -174,7 +175,8 @@ def test_lead_identifier_change_is_recorded_as_old_and_new(world):
     recorded = event.changes["identifiers"]
     assert isinstance(recorded, list), f"identifiers change is not [old, new]: {recorded!r}"
     old, new = recorded
-    assert (sorted(old), sorted(new)) == ([f"phone:{PHONE}"], ["email:buyer@example.org", f"phone:{PHONE}"])
+    phone, email = audit_label("phone", PHONE), audit_label("email", "buyer@example.org")
+    assert (sorted(old), sorted(new)) == ([phone], sorted([email, phone]))
 
 
 def test_lead_update_without_a_change_records_nothing(world):

@@ -13,6 +13,7 @@ from django.db import connection
 
 from audit.models import AuditAction, AuditEvent
 from cases import identifiers, services
+from cases.identifiers import audit_label
 from cases.models import DeconflictionHit, Identifier, Lead, LeadSource, LeadStatus, Role
 from tests.factories import AgencyFactory, CaseFactory, LeadFactory, UserFactory
 
@@ -429,7 +430,7 @@ def test_deconfliction_records_the_hit_and_audits_both_sides(world, as_user):
     assert hit.identifier.value == PHONE
     seen = AuditEvent.objects.get(action=AuditAction.DECONFLICTION_HIT)
     assert (seen.actor_id, seen.agency_id, seen.case_id) == (world.outsider.pk, world.agency_b.pk, world.other_case.pk)
-    assert seen.changes == {"identifier": f"phone:{PHONE}", "matched_agency": "MCSO"}
+    assert seen.changes == {"identifier": audit_label("phone", PHONE), "matched_agency": "MCSO"}
     notified = AuditEvent.objects.get(action=AuditAction.DECONFLICTION_NOTIFIED)
     assert (notified.agency_id, notified.case_id) == (world.agency_a.pk, world.case.pk)
     assert notified.changes["requested_by"] == "otto_out"
@@ -549,5 +550,5 @@ def test_concurrent_leads_with_one_new_identifier_share_one_row():
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    identifier = Identifier.objects.get(kind="phone", value="+12025550199")
+    identifier = Identifier.objects.get(value_index=Identifier.index_of("phone", "+12025550199"))
     assert identifier.lead_links.count() == len(users)

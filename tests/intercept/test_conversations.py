@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.models import AuditAction, AuditEvent
 from caseapi.exceptions import Conflict
 from cases import services as case_services
+from cases.identifiers import audit_label
 from cases.models import CaseStatus, DeconflictionHit, EvidenceItem, Identifier, Lead, LeadIdentifier, LeadSource
 from cases.services import system_user
 from intercept import items, services, tasks
@@ -58,7 +59,13 @@ def test_a_new_conversation_makes_a_bot_lead_with_normalized_identifiers(push):
     assert created.agency_id == push.issued.source.agency_id
     assert created.changes["identifiers"] == [
         [],
-        ["email:night.owl@example.com", "handle:night_owl", "phone:+13055550142"],
+        sorted(
+            [
+                audit_label("email", "night.owl@example.com"),
+                audit_label("handle", "night_owl"),
+                audit_label("phone", "+13055550142"),
+            ]
+        ),
     ]
     batch = AuditEvent.objects.get(action=InterceptAction.BATCH_RECEIVED)
     assert batch.changes["created"] == [result["id"]]
@@ -98,7 +105,8 @@ def test_each_item_stands_alone_and_a_rejected_one_leaves_nothing_behind(push):
     assert by_index[4]["errors"] == {"platform": [items.EMPTY]}
     assert by_index[5]["errors"] == {"extra": [items.UNKNOWN_FIELD]}
     assert set(Conversation.objects.values_list("external_id", flat=True)) == {"c1", "c7"}
-    assert not Identifier.objects.filter(value__in=["second@example.org", "fifth", "+17865550123"]).exists()
+    rejected_values = [("email", "second@example.org"), ("handle", "fifth"), ("phone", "+17865550123")]
+    assert not Identifier.objects.filter(value_index__in=[Identifier.index_of(*p) for p in rejected_values]).exists()
     assert Lead.objects.count() == 2
     rejected = AuditEvent.objects.get(action=InterceptAction.BATCH_RECEIVED).changes["rejected"]
     assert rejected == {"1": ["messages[1].sent_at"], "2": ["buyer"], "3": ["item"], "4": ["platform"], "5": ["extra"]}
@@ -157,7 +165,7 @@ def test_a_stored_message_cannot_be_changed_by_a_resend(push):
     assert result["status"] == "rejected"
     assert result["errors"] == {"messages[1]": [services.MESSAGE_CHANGED.format(external_id="c1-m2")]}
     assert state() == before
-    assert not Identifier.objects.filter(value="new@example.org").exists()
+    assert not Identifier.objects.filter(value_index=Identifier.index_of("email", "new@example.org")).exists()
 
 
 def test_signals_deterrence_and_closing_only_ever_turn_on(push):
@@ -262,7 +270,7 @@ def test_a_buyer_on_another_agencys_case_records_a_deconfliction_hit(push, world
         world.agency_a.pk,
         source.case_id,
     )
-    assert found.changes == {"identifier": "phone:+13055550142", "matched_agency": "RCPD"}
+    assert found.changes == {"identifier": audit_label("phone", "+13055550142"), "matched_agency": "RCPD"}
     told = AuditEvent.objects.get(action=AuditAction.DECONFLICTION_NOTIFIED, actor_name="source:nightfall-bot")
     assert (told.agency_id, told.case_id) == (world.agency_b.pk, hidden.case_id)
     assert told.changes["requested_by"] == "source:nightfall-bot"
@@ -295,7 +303,7 @@ def test_a_database_error_on_one_item_rejects_only_that_item(push, monkeypatch):
     assert [r["status"] for r in results] == ["created", "rejected"]
     assert results[1]["errors"] == {"item": [services.ITEM_NOT_STORED.format(error="DataError")]}
     assert list(Conversation.objects.values_list("external_id", flat=True)) == ["c1"]
-    assert not Identifier.objects.filter(value="+17865550123").exists()
+    assert not Identifier.objects.filter(value_index=Identifier.index_of("phone", "+17865550123")).exists()
     assert Lead.objects.count() == 1
 
 

@@ -15,7 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from audit.note import Signer
-from caseapi import security
+from caseapi import crypto, security
 from cases import selectors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,8 @@ LEAKS = ("Traceback", "RuntimeError", "boom-7f3a", "selectors.py")
 
 def production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
     """A deployment's environment: DEBUG off, a real secret key and host, an audit signing
-    key file, and every other setting at its default (overrides of None remove a variable)."""
+    key file, field encryption and blind-index keys, and every other setting at its default
+    (overrides of None remove a variable)."""
     key_file = tmp_path / "audit-signing.key"
     if not key_file.exists():
         key_file.write_text(Signer.generate("deploy.test/audit").text() + "\n")
@@ -37,6 +38,8 @@ def production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
             "ALLOWED_HOSTS": HOST,
             "CASEAPI_VAR_DIR": str(tmp_path / "var"),
             "AUDIT_SIGNING_KEY_FILE": str(key_file),
+            "FIELD_ENCRYPTION_KEYS": f"k1:{crypto.new_key()}",
+            "BLIND_INDEX_KEY": crypto.new_key(),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
@@ -108,8 +111,28 @@ def test_an_audit_signing_key_in_the_environment_is_enough(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize("missing", ["FIELD_ENCRYPTION_KEYS", "BLIND_INDEX_KEY"])
+def test_startup_without_the_field_encryption_keys_fails_with_a_clear_message(tmp_path, missing):
+    result = manage(production_env(tmp_path, **{missing: None}), "check")
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEYS and BLIND_INDEX_KEY are required when DEBUG is off" in result.stderr
+
+
+def test_startup_with_a_malformed_field_key_says_what_is_wrong(tmp_path):
+    result = manage(production_env(tmp_path, FIELD_ENCRYPTION_KEYS="k1:c2hvcnQ"), "check")
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEYS: key 'k1' must be 32 bytes, got 5" in result.stderr
+
+
 def test_development_still_starts_without_any_secret(tmp_path):
-    env = production_env(tmp_path, DEBUG="1", SECRET_KEY=None, AUDIT_SIGNING_KEY_FILE=str(tmp_path / "dev.key"))
+    env = production_env(
+        tmp_path,
+        DEBUG="1",
+        SECRET_KEY=None,
+        AUDIT_SIGNING_KEY_FILE=str(tmp_path / "dev.key"),
+        FIELD_ENCRYPTION_KEYS=None,
+        BLIND_INDEX_KEY=None,
+    )
     result = manage(env, "check")
     assert result.returncode == 0, result.stderr
 

@@ -1,0 +1,92 @@
+"""Query filters shared by the list endpoints, whose published schema states what the server
+accepts (so a client, or a schema fuzzer, is never told a value is valid that is refused, nor
+that one is invalid that is accepted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
+
+MAX_ID = 2**63 - 1
+
+
+class IntegerFilter(django_filters.NumberFilter):
+    """A whole-number filter; its schema is an integer with the filter's `min_value` and
+    `max_value` as minimum and maximum."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schema: dict[str, Any] = {"type": "integer"}
+        if kwargs.get("min_value") is not None:
+            schema["minimum"] = kwargs["min_value"]
+        if kwargs.get("max_value") is not None:
+            schema["maximum"] = kwargs["max_value"]
+        # drf-spectacular reads a filter's schema override from this attribute
+        # (what @extend_schema_field sets on a class).
+        self._spectacular_annotation = {"field": schema}
+
+
+class IdFilter(IntegerFilter):
+    """A user id (1 to 2**63 - 1)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+BOOLEAN_INVALID = "Expected true or false."
+_BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
+class StrictBooleanWidget(forms.Widget):
+    """Reads `true`/`false` (`1`/`0`, any case) as booleans and hands anything else to the field
+    as sent, where django-filter's widgets would read it as "no filter"."""
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        value = data.get(name)
+        if isinstance(value, str):
+            return _BOOLEAN_WORDS.get(value.strip().lower(), value)
+        return value
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """A boolean filter's value: true, false, or absent (empty); anything else is invalid (400)
+    instead of silently ignored."""
+
+    widget = StrictBooleanWidget
+
+    def to_python(self, value: Any) -> bool | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            return value
+        raise forms.ValidationError(BOOLEAN_INVALID, code="invalid")
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", StrictBooleanWidget)
+        super().__init__(*args, **kwargs)
+
+
+class EmptyMeansAbsentFilterExtension(DjangoFilterExtension):
+    """django-filter reads an empty query value (`?case=`, as a browser form sends for a blank
+    field) as no filter: the schema says so (`allowEmptyValue`), so a client or a schema fuzzer
+    is not told that `case=` is invalid for a uuid filter."""
+
+    priority = 1
+
+    def get_schema_operation_parameters(self, auto_schema: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(auto_schema, *args, **kwargs)
+        for parameter in parameters:
+            if parameter.get("in") == "query" and not parameter.get("required"):
+                parameter["allowEmptyValue"] = True
+        return parameters

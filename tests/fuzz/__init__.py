@@ -1,0 +1,1 @@
+"""Schema fuzzing with Schemathesis (docs/fuzzing.md)."""
