@@ -169,19 +169,27 @@ def outbox_publish(*, message_id: int) -> Outcome:
         raise
 
 
+def _claim(message_id: int) -> OutboxMessage | None:
+    """Lock the message if it is still pending and no one else holds it (inside the caller's
+    transaction), counting the attempt; None when there is nothing to do."""
+    message = (
+        OutboxMessage.objects.select_for_update(skip_locked=True)
+        .filter(pk=message_id, status=OutboxStatus.PENDING)
+        .first()
+    )
+    if message is not None:
+        message.attempts += 1
+    return message
+
+
 def _publish(message_id: int, conn: Any) -> Outcome:
     from kombu.exceptions import OperationalError
 
     broker_errors = (OperationalError, *conn.connection_errors, *conn.channel_errors, OSError)
     with transaction.atomic():
-        message = (
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=message_id, status=OutboxStatus.PENDING)
-            .first()
-        )
+        message = _claim(message_id)
         if message is None:
             return Outcome.SKIPPED
-        message.attempts += 1
         try:
             task = _task(message.task)
         except Exception as exc:
@@ -218,14 +226,9 @@ def _run_eagerly(message_id: int) -> Outcome:
     """No broker: claim the row (its own short transaction), then run the task here, outside
     any transaction, so the task's own transactions commit as they would in a worker."""
     with transaction.atomic():
-        message = (
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=message_id, status=OutboxStatus.PENDING)
-            .first()
-        )
+        message = _claim(message_id)
         if message is None:
             return Outcome.SKIPPED
-        message.attempts += 1
         try:
             task = _task(message.task)
         except Exception as exc:
