@@ -157,7 +157,7 @@ def test_chromium_renders_the_dashboard_and_paints_the_charts(operation, world, 
         pytest.skip("chromium is not installed")
     page = tmp_path / "dashboard.html"
     page.write_bytes(admin_client(world.supervisor).get(DASHBOARD, {"case": str(operation.pk)}).content)
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,1400"]
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,4000"]
     dom = subprocess.run(  # noqa: S603 - our own browser on our own file
         [*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=90, check=True
     ).stdout
