@@ -3,7 +3,11 @@
 Prints, each measured in this run:
 - audited write throughput / the same writes with audit recording off (goal >= 0.8);
 - audited read throughput / unaudited (goal >= 0.7);
-- verification speed / raw hashlib SHA-256 over the same bytes (goal >= 0.3);
+- verification speed / raw hashlib SHA-256 over the same bytes (goal >= 0.3). "The same bytes"
+  are every byte string verification hashes: each entry's prev_hash || canonical JSON (the
+  chain), each leaf's 0x00 || entry hash and each subtree's 0x01 || left || right (the tree,
+  which verification recomputes too). The ratio against the chain's bytes alone is printed as
+  a reference line;
 - p99 sealing lag (event created -> sealed by the sequencer) during the audited writes.
 
 The arms alternate (audited, unaudited, audited, ...) and the median of the rounds is taken,
@@ -59,7 +63,7 @@ print(json.dumps({"case": str(case.pk), "clients": clients}))
 VERIFY = r"""
 import hashlib, time
 from django.db import connection
-from audit import chain, sealing
+from audit import chain, merkle, sealing
 from audit.models import AuditEvent
 from audit.services import checkpoint_create
 from audit.verify import verify_log, _FIELDS
@@ -86,18 +90,37 @@ with connection.cursor() as c:
     c.execute("VACUUM ANALYZE audit_auditevent")
     c.execute("VACUUM ANALYZE audit_treenode")
 rows = list(AuditEvent.objects.filter(seq__isnull=False).order_by("seq").values(*_FIELDS))
+# The byte strings verification hashes: the chain's entries, then the tree's leaves and the
+# subtrees of each level (pairs of the level below; an odd last node waits for a later level).
 blobs = [bytes.fromhex(r["prev_hash"]) + chain.canonical_entry(r) for r in rows]
-best_raw = best_verify = float("inf")
-for _ in range(3):
+tree_inputs = [merkle.LEAF_PREFIX + bytes.fromhex(r["entry_hash"]) for r in rows]
+level = [hashlib.sha256(b).digest() for b in tree_inputs]
+while len(level) > 1:
+    pairs = [merkle.NODE_PREFIX + left + right for left, right in zip(level[0::2], level[1::2])]
+    tree_inputs.extend(pairs)
+    level = [hashlib.sha256(b).digest() for b in pairs]
+del rows, level
+
+
+def raw(inputs):
     t = time.perf_counter()
-    for b in blobs:
+    for b in inputs:
         hashlib.sha256(b).digest()
-    best_raw = min(best_raw, time.perf_counter() - t)
+    return time.perf_counter() - t
+
+
+best = {"raw_chain": float("inf"), "raw_tree": float("inf"), "verify": float("inf")}
+for _ in range(3):
+    best["raw_chain"] = min(best["raw_chain"], raw(blobs))
+    best["raw_tree"] = min(best["raw_tree"], raw(tree_inputs))
     t = time.perf_counter()
     result = verify_log()
-    best_verify = min(best_verify, time.perf_counter() - t)
+    best["verify"] = min(best["verify"], time.perf_counter() - t)
     assert result.ok, result.problems
-print(json.dumps({"events": len(rows), "bytes": sum(map(len, blobs)), "raw": best_raw, "verify": best_verify}))
+print(json.dumps({
+    "events": len(blobs), "bytes": sum(map(len, blobs)), "tree_hashes": len(tree_inputs),
+    "tree_bytes": sum(map(len, tree_inputs)), **best,
+}))
 """
 
 LAG = r"""
@@ -162,14 +185,16 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(
-        f"verify: {verify['events']} events, {verify['bytes'] / 1e6:.1f} MB; "
-        f"verify_log {verify['verify']:.3f} s, raw hashlib {verify['raw']:.4f} s",
+        f"verify: {verify['events']} events ({verify['bytes'] / 1e6:.1f} MB) and {verify['tree_hashes']} tree "
+        f"hashes ({verify['tree_bytes'] / 1e6:.1f} MB); verify_log {verify['verify']:.3f} s, raw hashlib "
+        f"{verify['raw_chain']:.3f} s for the chain + {verify['raw_tree']:.3f} s for the tree",
         flush=True,
     )
+    print(f"reference: chain bytes only / verify_log {verify['raw_chain'] / verify['verify']:.3f}", flush=True)
     print(f"sealing lag measured over {lag['n']} audited writes", flush=True)
     figure("audited_write_ratio", med["write_on"] / med["write_off"], ">=", 0.8)
     figure("audited_read_ratio", med["read_on"] / med["read_off"], ">=", 0.7)
-    figure("verify_speed_ratio", verify["raw"] / verify["verify"], ">=", 0.3)
+    figure("verify_speed_ratio", (verify["raw_chain"] + verify["raw_tree"]) / verify["verify"], ">=", 0.3)
     figure("sealing_lag_p99_ms", lag["p99"] * 1000, "<=", 1000)
 
 

@@ -35,9 +35,9 @@ def log(world: Any, monkeypatch: pytest.MonkeyPatch) -> int:
     calls: list[tuple[int, int]] = []
     block_on_thread = verify_pg._block_on_thread
 
-    def spy(lo: int, hi: int) -> Any:
+    def spy(lo: int, hi: int, canonical: str) -> Any:
         calls.append((lo, hi))
-        return block_on_thread(lo, hi)
+        return block_on_thread(lo, hi, canonical)
 
     monkeypatch.setattr(verify_pg, "_block_on_thread", spy)
     record(world, 37)
