@@ -12,13 +12,16 @@ built since it was last sent. The case itself stays out of their scope.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 
 from cases import identifiers as ident
@@ -106,12 +109,31 @@ def _grant_tables(user: AbstractBaseUser, perm: CasePerm) -> tuple[QuerySet, Que
     return direct.order_by().values("content_object_id"), via_group.order_by().values("content_object_id")
 
 
-def _grants(user: AbstractBaseUser, perm: CasePerm) -> tuple[QuerySet, QuerySet]:
-    """As _grant_tables, empty unless `user` does casework: what the grants are worth."""
-    direct, via_group = _grant_tables(user, perm)
-    if not does_casework(user):
-        return direct.none(), via_group.none()
-    return direct, via_group
+@functools.cache
+def _grant_sql_text() -> str:
+    """The SQL of _grant_sql; table names from the models, every value a parameter."""
+    perms, types = Permission._meta.db_table, ContentType._meta.db_table
+    memberships = User.groups.through._meta.db_table
+    grant = (
+        "SELECT g.content_object_id FROM {table} g "  # noqa: S608 - names from the models
+        f"JOIN {perms} p ON p.id = g.permission_id JOIN {types} t ON t.id = p.content_type_id "
+        "WHERE {holder} AND p.codename = %s AND t.app_label = %s"
+    )
+    direct = grant.format(table=CaseUserObjectPermission._meta.db_table, holder="g.user_id = %s")
+    via_group = grant.format(
+        table=CaseGroupObjectPermission._meta.db_table,
+        holder=f"g.group_id IN (SELECT m.group_id FROM {memberships} m WHERE m.user_id = %s)",  # noqa: S608
+    )
+    return f"{direct} UNION {via_group}"
+
+
+def _grant_sql(user: AbstractBaseUser, perm: CasePerm) -> RawSQL:
+    """The ids of the cases `user` holds `perm` on, directly or through a group: the two grant
+    tables of _grant_tables as a UNION, written once as SQL. Built through the ORM for every
+    request, the same subquery cost about 3 ms of Python to compose and compile, more than
+    the database takes to run it; this costs nothing. Same rows as _grant_tables (a test
+    compares them)."""
+    return RawSQL(_grant_sql_text(), (user.pk, perm, "cases", user.pk, perm, "cases"))  # noqa: S611
 
 
 def _is_active_user(user: AbstractBaseUser) -> bool:
@@ -125,10 +147,9 @@ def case_ids_for(user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW) -> Quer
     `x IN (a UNION b)` into a semi-join it can estimate and drive from the grants, while an OR
     of subqueries is a filter it can only apply row by row after reading every row (at scale, a
     sequential scan of the table being scoped)."""
-    if not _is_active_user(user):
+    if not _is_active_user(user) or not does_casework(user):
         return Case.objects.none().values("id")
-    direct, via_group = _grants(user, perm)
-    return Case.objects.filter(id__in=direct.union(via_group)).values("id")
+    return Case.objects.filter(id__in=_grant_sql(user, perm)).values("id")
 
 
 def case_perms(user: AbstractBaseUser, case: Case) -> frozenset[str]:

@@ -1,0 +1,61 @@
+"""The case scope's grants, written once as SQL (selectors._grant_sql), hold exactly the rows
+of the grant tables as the ORM reads them (selectors._grant_tables), for every user of the
+world and every case permission: direct grants, group grants, both, and none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cases import selectors
+from cases.models import Case
+from cases.permissions import CasePerm
+from tests.factories import CaseFactory
+
+USERS = [
+    "lead",
+    "teammate",
+    "viewer",
+    "investigator",
+    "supervisor",
+    "auditor",
+    "admin",
+    "prosecutor",
+    "outsider",
+    "outsider_supervisor",
+]
+
+
+def _orm_grants(user: Any, perm: CasePerm) -> set[Any]:
+    direct, via_group = selectors._grant_tables(user, perm)
+    return set(direct.union(via_group).values_list("content_object_id", flat=True))
+
+
+def _sql_grants(user: Any, perm: CasePerm) -> set[Any]:
+    return set(Case.objects.filter(id__in=selectors._grant_sql(user, perm)).values_list("id", flat=True))
+
+
+@pytest.mark.parametrize("perm", list(CasePerm))
+@pytest.mark.parametrize("who", USERS)
+def test_the_sql_grants_are_the_rows_of_the_grant_tables(world, who, perm):
+    CaseFactory(actor=world.outsider, title="Second river case")  # grants of other users and cases around
+    user = getattr(world, who)
+    assert _sql_grants(user, perm) == _orm_grants(user, perm)
+
+
+def test_a_supervisor_sees_the_cases_of_the_agency_through_the_group_grant(world):
+    """The group branch on its own: the supervisor holds no direct grant on the case."""
+    from cases.models import CaseUserObjectPermission
+
+    assert not CaseUserObjectPermission.objects.filter(user=world.supervisor, content_object=world.case).exists()
+    assert world.case.pk in _sql_grants(world.supervisor, CasePerm.VIEW)
+    assert world.other_case.pk not in _sql_grants(world.supervisor, CasePerm.VIEW)
+    assert set(selectors.case_ids_for(world.supervisor).values_list("id", flat=True)) == {world.case.pk}
+
+
+def test_a_user_without_a_casework_role_gets_no_case_scope_whatever_grants_remain(world):
+    assert _sql_grants(world.viewer, CasePerm.VIEW) == {world.case.pk}
+    world.viewer.groups.clear()
+    world.viewer._caseapi_roles = None
+    assert list(selectors.case_ids_for(world.viewer)) == []
