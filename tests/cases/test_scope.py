@@ -12,19 +12,9 @@ from cases import selectors
 from cases.models import Case
 from cases.permissions import CasePerm
 from tests.factories import CaseFactory
+from tests.test_authorization_matrix import PERSONAS
 
-USERS = [
-    "lead",
-    "teammate",
-    "viewer",
-    "investigator",
-    "supervisor",
-    "auditor",
-    "admin",
-    "prosecutor",
-    "outsider",
-    "outsider_supervisor",
-]
+USERS = [persona for persona in PERSONAS if persona != "anonymous"]
 
 
 def _orm_grants(user: Any, perm: CasePerm) -> set[Any]:
