@@ -104,9 +104,17 @@ class AuditEvent(AppendOnlyModel):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,  # audit_actor_id_idx (actor, id) serves it; one index less per INSERT
     )
     actor_name = models.CharField(max_length=150, blank=True)
-    agency = models.ForeignKey("cases.Agency", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    agency = models.ForeignKey(
+        "cases.Agency",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # audit_agency_id_idx (agency, id) serves it
+    )
     action = models.CharField(max_length=64, choices=AuditAction.choices)
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)

@@ -28,13 +28,13 @@ def audit_event_list(*, user: AbstractBaseUser) -> QuerySet[AuditEvent]:
     would be a filter over every event of every agency."""
     if not user or not user.is_authenticated:
         return AuditEvent.objects.none()
-    managed = case_selectors.case_ids_for(user, CasePerm.MANAGE_TEAM)
     agency_id = case_selectors.user_agency_id(user)
     if Role.AUDITOR in case_selectors.user_roles(user) and agency_id is not None:
+        managed = case_selectors.case_ids_for(user, CasePerm.MANAGE_TEAM)
         return AuditEvent.objects.filter(
             Q(agency_id=agency_id) | Q(case_id__in=list(managed.values_list("id", flat=True)))
         )
-    return AuditEvent.objects.filter(case_id__in=managed)
+    return AuditEvent.objects.filter(case_id__in=case_selectors.case_scope(user, CasePerm.MANAGE_TEAM))
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _timeout_ms = envint("DB_STATEMENT_TIMEOUT_MS", 30000, minimum=0)
     DATABASES["default"].setdefault("OPTIONS", {}).update({"options": f"-c statement_timeout={_timeout_ms}"})
+    # Parameters bound by the server, and every statement run DB_PREPARE_THRESHOLD times on a
+    # connection prepared there: the requests' queries are the same few texts, so PostgreSQL
+    # plans each once per connection instead of on every request (the scoped queries spent
+    # longer in planning than in execution). Behind a pooler in transaction mode, which cannot
+    # keep a session's prepared statements, set DB_PREPARE_THRESHOLD=0 (never prepare).
+    if envbool("DB_SERVER_SIDE_BINDING", True):
+        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+        _prepare_after = envint("DB_PREPARE_THRESHOLD", 5, minimum=0)
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = _prepare_after or None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

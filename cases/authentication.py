@@ -7,13 +7,12 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import OuterRef
 from django.utils import timezone
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import APIException, AuthenticationFailed
 
 from cases import selectors
-from cases.models import AuthToken, Role
+from cases.models import AuthToken
 from cases.tokens import token_digest
 
 TOKEN_INVALID = "Invalid or expired token."  # noqa: S105
@@ -23,22 +22,11 @@ class ExpiringTokenAuthentication(TokenAuthentication):
     keyword = "Token"
 
     def authenticate_credentials(self, key: str) -> tuple[Any, AuthToken]:
-        token = (
-            AuthToken.objects.select_related("user", "user__profile")
-            .annotate(
-                user_is_prosecutor=selectors.holds_role(OuterRef("user_id"), (Role.PROSECUTOR,)),
-                user_does_casework=selectors.holds_role(OuterRef("user_id"), selectors.CASEWORK_ROLES),
-            )
-            .filter(digest=token_digest(key))
-            .first()
-        )
+        token = selectors.token_get(token_digest(key))
         if token is None or token.revoked_at is not None or token.expires_at <= timezone.now():
             raise AuthenticationFailed(TOKEN_INVALID, code="invalid_token")
         if not token.user.is_active:
             raise AuthenticationFailed(TOKEN_INVALID, code="invalid_token")
-        # Read by the scope selectors (cases.selectors._has_role) instead of a query of their own.
-        token.user._caseapi_is_prosecutor = token.user_is_prosecutor
-        token.user._caseapi_does_casework = token.user_does_casework
         return token.user, token
 
 

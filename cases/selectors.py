@@ -13,11 +13,12 @@ built since it was last sent. The case itself stays out of their scope.
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Permission
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
@@ -71,27 +72,84 @@ CASEWORK_ROLES: tuple[str, ...] = (Role.INVESTIGATOR, Role.SUPERVISOR)
 made auditor, say) gives nothing: the roles are checked when scope is built, not the grant."""
 
 
-def holds_role(user_id: Any, roles: tuple[str, ...]) -> Exists:
-    """SQL: the user `user_id` (a value or an OuterRef) belongs to the group of one of `roles`.
-    The token lookup annotates its user with these, so scoping needs no query of its own."""
-    return Exists(User.groups.through.objects.filter(user_id=user_id, group__name__in=roles))
-
-
-def _has_role(user: AbstractBaseUser, flag: str, roles: tuple[str, ...]) -> bool:
-    """Whether `user` holds one of `roles`: from the token lookup when it said (`flag`), else
-    from the roles cached for the request."""
-    known = getattr(user, flag, None)
-    return known if known is not None else bool(user_roles(user) & set(roles))
+def _has_role(user: AbstractBaseUser, roles: tuple[str, ...]) -> bool:
+    return bool(user_roles(user) & set(roles))
 
 
 def does_casework(user: AbstractBaseUser) -> bool:
-    return _has_role(user, "_caseapi_does_casework", CASEWORK_ROLES)
+    return _has_role(user, CASEWORK_ROLES)
 
 
 def _may_be_addressed(user: AbstractBaseUser) -> bool:
     """Whether `user` is a prosecutor, who can be sent handoffs. Other users' scope leaves the
     handoff branches out: they are neither built nor run."""
-    return _has_role(user, "_caseapi_is_prosecutor", (Role.PROSECUTOR,))
+    return _has_role(user, (Role.PROSECUTOR,))
+
+
+_TOKEN_QUERIES: dict[str, tuple[str, list[Any]]] = {}
+
+
+def _token_query(connection: Any) -> tuple[str, list[Any]]:
+    """The token lookup's SQL text for this database, and for each model it reads (token,
+    user, profile) the slice of the row holding its columns and the converters the ORM would
+    apply to them (see token_get). Built once per process and database vendor."""
+    from cases.models import AuthToken, Profile
+
+    cached = _TOKEN_QUERIES.get(connection.vendor)
+    if cached is not None:
+        return cached
+    parts, select, start = [], [], 0
+    for alias, model in (("t", AuthToken), ("u", User), ("p", Profile)):
+        fields = model._meta.concrete_fields
+        select += [f'{alias}."{f.column}"' for f in fields]
+        converters = []
+        for i, field in enumerate(fields):
+            col = field.get_col(model._meta.db_table)
+            for converter in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
+                converters.append((i, converter, col))
+        parts.append((model, start, start + len(fields), converters))
+        start += len(fields)
+    groups = "json_group_array(g.name)" if connection.vendor == "sqlite" else "COALESCE(json_agg(g.name)::text, '[]')"
+    # Table and column names from the models' metadata; the digest is a parameter.
+    sql = (
+        f"SELECT {', '.join(select)}, (SELECT {groups} FROM {User.groups.through._meta.db_table} ug"  # noqa: S608
+        f' JOIN {Group._meta.db_table} g ON g.id = ug.group_id WHERE ug.user_id = u."id")'
+        f' FROM {AuthToken._meta.db_table} t JOIN {User._meta.db_table} u ON u."id" = t."user_id"'
+        f' LEFT JOIN {Profile._meta.db_table} p ON p."user_id" = u."id" WHERE t."digest" = %s'
+    )
+    _TOKEN_QUERIES[connection.vendor] = cached = (sql, parts)
+    return cached
+
+
+def token_get(digest: str) -> Any:
+    """The AuthToken of `digest` with its user, the user's profile and the user's role names
+    loaded, in one query (None if there is none). Every API request starts here, so the SQL
+    text is written once per process instead of composed and compiled through the ORM each
+    time; the instances are those the ORM would give (`Model.from_db`, its converters)."""
+    from django.db import connection
+
+    sql, parts = _token_query(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token, user, profile = (
+        None if row[start] is None else _from_row(model, list(row[start:end]), converters, connection)
+        for model, start, end, converters in parts
+    )
+    if profile is not None:
+        profile._state.fields_cache["user"] = user
+    user._state.fields_cache["profile"] = profile
+    token._state.fields_cache["user"] = user
+    user._caseapi_roles = frozenset(json.loads(row[-1]))
+    return token
+
+
+def _from_row(model: Any, values: list[Any], converters: list[tuple[int, Any, Any]], connection: Any) -> Any:
+    for i, converter, col in converters:
+        values[i] = converter(values[i], col, connection)
+    return model.from_db(connection.alias, None, values)
 
 
 def user_agency_id(user: AbstractBaseUser) -> int | None:
@@ -114,11 +172,13 @@ def _grant_sql_text() -> str:
     """The SQL of _grant_sql; table names from the models, every value a parameter."""
     perms, types = Permission._meta.db_table, ContentType._meta.db_table
     memberships = User.groups.through._meta.db_table
-    grant = (
-        "SELECT g.content_object_id FROM {table} g "  # noqa: S608 - names from the models
-        f"JOIN {perms} p ON p.id = g.permission_id JOIN {types} t ON t.id = p.content_type_id "
-        "WHERE {holder} AND p.codename = %s AND t.app_label = %s"
+    # The permission's id as a scalar subquery, run once per query: the grant rows are then
+    # found by their (holder, permission, case) index alone, with no join per grant row.
+    permission = (
+        f"(SELECT p.id FROM {perms} p JOIN {types} t ON t.id = p.content_type_id "  # noqa: S608
+        "WHERE p.codename = %s AND t.app_label = %s)"
     )
+    grant = "SELECT g.content_object_id FROM {table} g WHERE {holder} AND g.permission_id = " + permission  # noqa: S608
     direct = grant.format(table=CaseUserObjectPermission._meta.db_table, holder="g.user_id = %s")
     via_group = grant.format(
         table=CaseGroupObjectPermission._meta.db_table,
@@ -140,13 +200,30 @@ def _is_active_user(user: AbstractBaseUser) -> bool:
     return bool(user and user.is_authenticated and user.is_active)
 
 
-def case_ids_for(user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW) -> QuerySet:
-    """A subquery of the ids of cases on which `user` holds `perm` as an object permission.
+@functools.cache
+def _case_scope_sql_text() -> str:
+    """The SQL of case_scope: the grants, read through the case table."""
+    return f"SELECT c.id FROM {Case._meta.db_table} c WHERE c.id IN ({_grant_sql_text()})"  # noqa: S608 - names from the models
+
+
+def case_scope(user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW) -> Any:
+    """For `filter(<case id>__in=case_scope(user))`: the ids of the cases on which `user` holds
+    `perm` as an object permission, as SQL text with parameters (see _grant_sql), or an empty
+    list, which the ORM answers without a query, for a user who works no cases.
 
     The direct and group grants are a UNION, not an OR of two IN subqueries: PostgreSQL turns
     `x IN (a UNION b)` into a semi-join it can estimate and drive from the grants, while an OR
     of subqueries is a filter it can only apply row by row after reading every row (at scale, a
-    sequential scan of the table being scoped)."""
+    sequential scan of the table being scoped). The grants are read through the case table, as
+    `Case.objects.filter(id__in=grants).values("id")` would compile: with the case table's
+    statistics in the plan, PostgreSQL reads the scoped rows through their (case, ...) index."""
+    if not _is_active_user(user) or not does_casework(user):
+        return []
+    return RawSQL(_case_scope_sql_text(), (user.pk, perm, "cases", user.pk, perm, "cases"))  # noqa: S611
+
+
+def case_ids_for(user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW) -> QuerySet:
+    """A subquery of the ids of cases on which `user` holds `perm` (see case_scope)."""
     if not _is_active_user(user) or not does_casework(user):
         return Case.objects.none().values("id")
     return Case.objects.filter(id__in=_grant_sql(user, perm)).values("id")
@@ -185,7 +262,7 @@ def _get_or_404(qs: QuerySet, pk: Any) -> Any:
 
 
 def case_list(*, user: AbstractBaseUser) -> QuerySet[Case]:
-    return Case.objects.filter(id__in=case_ids_for(user)).select_related(
+    return Case.objects.filter(id__in=case_scope(user)).select_related(
         "agency", "lead_investigator", "lead_investigator__profile", "parent"
     )
 
@@ -250,7 +327,7 @@ def _in_scope_or_handed_off(
     if not _is_active_user(user):
         return Q(pk__in=[]), Q()
     if not _may_be_addressed(user):
-        return Q(case_id__in=case_ids_for(user)), Q()
+        return Q(case_id__in=case_scope(user)), Q()
     direct, via_group = _grant_tables(user, CasePerm.VIEW)
     handed_off_cases = Handoff.objects.filter(id__in=sent_handoff_ids_addressed_to(user)).order_by().values("case_id")
     reachable = Q(case_id__in=direct.union(via_group, handed_off_cases))
@@ -330,7 +407,7 @@ def packet_list(*, user: AbstractBaseUser) -> QuerySet[ExportPacket]:
     """Packets for the case's leads and supervisors (manage_team on the case), and for the
     addressed prosecutor those of a handoff standing sent that were requested since it was
     last sent (a packet built before a return may hold items since removed)."""
-    staff = Q(handoff__case_id__in=case_ids_for(user, CasePerm.MANAGE_TEAM))
+    staff = Q(handoff__case_id__in=case_scope(user, CasePerm.MANAGE_TEAM))
     addressee = Q(handoff_id__in=sent_handoff_ids_addressed_to(user), created_at__gte=F("handoff__sent_at"))
     return ExportPacket.objects.filter(staff | addressee).select_related("handoff", "handoff__case", "requested_by")
 
@@ -406,7 +483,7 @@ def leads_with_identifiers_outside_scope(
     """Links of `identifier_ids` to leads on cases `user` cannot view (deconfliction)."""
     return (
         LeadIdentifier.objects.filter(identifier_id__in=identifier_ids)
-        .exclude(lead__case_id__in=case_ids_for(user))
+        .exclude(lead__case_id__in=case_scope(user))
         .select_related(
             "identifier",
             "lead__case__agency",

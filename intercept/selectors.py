@@ -1,5 +1,5 @@
 """Scoped reads of intercept data. Conversations, ads and analytics are authorized through
-their operation case with one subquery (cases.selectors.case_ids_for), never per row; out of
+their operation case with one subquery (cases.selectors.case_scope), never per row; out of
 scope reads as not found."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _get_or_404(qs: QuerySet, pk: Any) -> Any:
 
 
 def conversation_list(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(case_id__in=case_selectors.case_ids_for(user)).select_related(
+    return Conversation.objects.filter(case_id__in=case_selectors.case_scope(user)).select_related(
         "source", "case", "lead"
     )
 
@@ -74,7 +74,7 @@ def conversations_with_phone(qs: QuerySet[Conversation], raw: str) -> QuerySet[C
 
 def ad_list(*, user: AbstractBaseUser) -> QuerySet[Ad]:
     return (
-        Ad.objects.filter(case_id__in=case_selectors.case_ids_for(user))
+        Ad.objects.filter(case_id__in=case_selectors.case_scope(user))
         .select_related("case", "source")
         .prefetch_related("identifiers")
     )

@@ -14,6 +14,7 @@ Search: what each typed form means (identifier_search_terms) and which leads it 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,14 @@ TYPED_HANDLES = ("@Night_Owl", "night_owl", "NIGHT_OWL ")
 # ---------------------------------------------------------------- the region, in bulk
 
 
+def _each_statement(cursor: Any, sql: str, params: Any = None) -> None:
+    """Run the `;`-separated statements of `sql` one by one: with parameters bound by the server
+    (the settings' default), one execute() takes a single statement."""
+    for statement in re.split(r";\s*\n", sql):
+        if statement.strip():
+            cursor.execute(statement, params)
+
+
 def _bulk_load(*, agencies: list[int], owners: list[int], supervisor_groups: list[int]) -> None:
     """Cases 1..CASES named BULK-<n>, case n in agency `agencies[n % AGENCIES]`, led by that
     agency's owner, with the owner's and the agency supervisors' object permissions; lead g is
@@ -98,12 +107,14 @@ def _bulk_load(*, agencies: list[int], owners: list[int], supervisor_groups: lis
     audit event g is about case 1 + g % CASES (one in five about no case). One transaction:
     the temporary tables that map numbers to ids live until it commits."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, codename FROM auth_permission WHERE codename IN ('view_case', 'change_case', 'manage_team')"
+        _each_statement(
+            cursor,
+            "SELECT id, codename FROM auth_permission WHERE codename IN ('view_case', 'change_case', 'manage_team')",
         )
         perms = [row[0] for row in cursor.fetchall()]
         assert len(perms) == 3
-        cursor.execute(
+        _each_statement(
+            cursor,
             """
             CREATE TEMP TABLE bulk_case ON COMMIT DROP AS
             SELECT n, gen_random_uuid() AS id,
@@ -115,7 +126,8 @@ def _bulk_load(*, agencies: list[int], owners: list[int], supervisor_groups: lis
             """,
             {"agencies": agencies, "owners": owners, "groups": supervisor_groups, "a": AGENCIES, "cases": CASES},
         )
-        cursor.execute(
+        _each_statement(
+            cursor,
             """
             INSERT INTO cases_case (id, number, title, kind, status, priority, summary, created_at, updated_at,
                                     closed_at, agency_id, created_by_id, lead_investigator_id, parent_id)
@@ -127,16 +139,24 @@ def _bulk_load(*, agencies: list[int], owners: list[int], supervisor_groups: lis
             """,
             {},
         )
-        cursor.execute(
+        _each_statement(
+            cursor,
             """
             INSERT INTO cases_caseuserobjectpermission (content_object_id, user_id, permission_id)
-            SELECT c.id, c.owner_id, p FROM bulk_case c CROSS JOIN unnest(%(perms)s::int[]) AS p;
-            INSERT INTO cases_casegroupobjectpermission (content_object_id, group_id, permission_id)
-            SELECT c.id, c.group_id, p FROM bulk_case c CROSS JOIN unnest(%(perms)s::int[]) AS p;
+            SELECT c.id, c.owner_id, p FROM bulk_case c CROSS JOIN unnest(%(perms)s::int[]) AS p
             """,
             {"perms": perms},
         )
-        cursor.execute(
+        _each_statement(
+            cursor,
+            """
+            INSERT INTO cases_casegroupobjectpermission (content_object_id, group_id, permission_id)
+            SELECT c.id, c.group_id, p FROM bulk_case c CROSS JOIN unnest(%(perms)s::int[]) AS p
+            """,
+            {"perms": perms},
+        )
+        _each_statement(
+            cursor,
             """
             CREATE TEMP TABLE bulk_lead ON COMMIT DROP AS
             SELECT g, gen_random_uuid() AS id, c.id AS case_id, c.owner_id, c.agency_id,
@@ -157,7 +177,8 @@ def _bulk_load(*, agencies: list[int], owners: list[int], supervisor_groups: lis
         )
         # Identifier values in plaintext (read back as they are) and md5 stand-ins for their blind
         # indexes: the plans depend on the index, not on the bytes in it.
-        cursor.execute(
+        _each_statement(
+            cursor,
             """
             CREATE TEMP TABLE bulk_identifier ON COMMIT DROP AS
             SELECT g, CASE g %% 10 WHEN 0 THEN 'payment_handle' WHEN 1 THEN 'handle' WHEN 2 THEN 'handle'
@@ -175,7 +196,8 @@ def _bulk_load(*, agencies: list[int], owners: list[int], supervisor_groups: lis
             """,
             {"leads": LEADS},
         )
-        cursor.execute(
+        _each_statement(
+            cursor,
             """
             INSERT INTO cases_evidenceitem (id, kind, description, content_name, original_filename, external_uri,
                                             sha256, size_bytes, media_type, collected_at, status,
@@ -188,7 +210,8 @@ def _bulk_load(*, agencies: list[int], owners: list[int], supervisor_groups: lis
             """,
             {"evidence": EVIDENCE},
         )
-        cursor.execute(
+        _each_statement(
+            cursor,
             """
             INSERT INTO intercept_ingestsource (id, name, is_active, secret_encrypted, previous_secret_encrypted,
                                                 previous_valid_until, rotated_at, created_at, updated_at,
@@ -219,7 +242,8 @@ def _bulk_load(*, agencies: list[int], owners: list[int], supervisor_groups: lis
         # Sealed, as nearly all of a real log is: the insert guard (only the sequencer seals)
         # does not fire in replica mode, which this transaction leaves again at once (SET LOCAL).
         cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute(
+        _each_statement(
+            cursor,
             """
             INSERT INTO audit_auditevent (created_at, actor_name, action, target_type, target_id, case_id, changes,
                                           request_id, ip, user_agent, actor_id, agency_id, entry_hash, prev_hash,

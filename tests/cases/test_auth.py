@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.hashers import make_password
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.test import APIClient
@@ -43,6 +44,62 @@ def fail_logins(api: APIClient, username: str, times: int) -> None:
 def shift_clock(monkeypatch: pytest.MonkeyPatch, delta: timedelta) -> None:
     later = timezone.now() + delta
     monkeypatch.setattr(timezone, "now", lambda: later)
+
+
+# ---------------------------------------------------------------- the token lookup
+
+
+def _issued(username: str) -> str:
+    return services.auth_login(username=username, password=TEST_PASSWORD).key
+
+
+def test_the_token_lookup_loads_what_the_orm_would(world):
+    """selectors.token_get reads token, user and profile in one query of fixed SQL text: every
+    field as the ORM reads it (encrypted profile fields decrypted, times aware), the profile
+    and the roles loaded, so scope needs no query of its own."""
+    from cases import selectors
+    from cases.tokens import token_digest
+
+    world.investigator.groups.add(*world.supervisor.groups.all())
+    key = _issued(world.investigator.username)
+    with CaptureQueriesContext(connection) as queries:
+        token = selectors.token_get(token_digest(key))
+        user = token.user
+        profile, roles = user.profile, selectors.user_roles(user)
+        assert selectors.does_casework(user)
+    assert len(queries) == 1
+    expected = AuthToken.objects.select_related("user", "user__profile").get(digest=token_digest(key))
+    for model_field in AuthToken._meta.concrete_fields:
+        assert getattr(token, model_field.attname) == getattr(expected, model_field.attname), model_field.name
+    for model_field in type(user)._meta.concrete_fields:
+        assert getattr(user, model_field.attname) == getattr(expected.user, model_field.attname), model_field.name
+    for model_field in Profile._meta.concrete_fields:
+        assert getattr(profile, model_field.attname) == getattr(expected.user.profile, model_field.attname)
+    assert profile.phone == "+15555550100"  # encrypted at rest, read through the field
+    assert roles == frozenset(expected.user.groups.values_list("name", flat=True))
+    assert {Role.INVESTIGATOR, Role.SUPERVISOR} <= roles
+    assert not token._state.adding and token._state.db == "default"
+
+
+def test_the_token_lookup_of_a_user_without_profile_or_role(world, api):
+    from cases import selectors
+    from cases.tokens import token_digest
+
+    key = _issued(world.investigator.username)
+    world.investigator.groups.clear()
+    Profile.objects.filter(user=world.investigator).delete()
+    token = selectors.token_get(token_digest(key))
+    assert selectors.user_roles(token.user) == frozenset()
+    with pytest.raises(Profile.DoesNotExist):
+        token.user.profile  # noqa: B018
+    assert not selectors.does_casework(token.user)
+    assert token_client(key).get("/api/cases/").json()["results"] == []
+
+
+def test_the_token_lookup_of_an_unknown_digest_is_none(world):
+    from cases import selectors
+
+    assert selectors.token_get("0" * 64) is None
 
 
 # ---------------------------------------------------------------- tokens
