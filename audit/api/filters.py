@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
 from audit.models import AuditAction, AuditEvent
-from caseapi.filters import IdFilter
+from caseapi.filters import FilterSet, IdFilter
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
@@ -33,7 +33,7 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilter(FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     actor = IdFilter(field_name="actor_id")
     action = django_filters.ChoiceFilter(choices=AuditAction.choices)

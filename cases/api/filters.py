@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from caseapi.filters import IdFilter, IntegerFilter
+from caseapi.filters import FilterSet, IdFilter, IntegerFilter
 from cases import selectors
 from cases.models import (
     CaseKind,
@@ -27,7 +27,7 @@ from cases.models import (
 )
 
 
-class CaseFilter(django_filters.FilterSet):
+class CaseFilter(FilterSet):
     status = django_filters.ChoiceFilter(choices=CaseStatus.choices)
     kind = django_filters.ChoiceFilter(choices=CaseKind.choices)
     priority = django_filters.ChoiceFilter(choices=CasePriority.choices)
@@ -40,7 +40,7 @@ class CaseFilter(django_filters.FilterSet):
         return qs.filter(Q(number__iexact=value) | Q(title__icontains=value))
 
 
-class LeadFilter(django_filters.FilterSet):
+class LeadFilter(FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     status = django_filters.ChoiceFilter(choices=LeadStatus.choices)
     source = django_filters.ChoiceFilter(choices=LeadSource.choices)
@@ -80,7 +80,7 @@ class LeadFilter(django_filters.FilterSet):
         return qs.filter(id__in=HandoffLead.objects.filter(handoff_id=value).values("lead_id"))
 
 
-class EvidenceFilter(django_filters.FilterSet):
+class EvidenceFilter(FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     lead = django_filters.UUIDFilter(field_name="lead_id")
     kind = django_filters.ChoiceFilter(choices=EvidenceKind.choices)
@@ -93,7 +93,7 @@ class EvidenceFilter(django_filters.FilterSet):
         return qs.filter(id__in=HandoffEvidence.objects.filter(handoff_id=value).values("evidence_id"))
 
 
-class HandoffFilter(django_filters.FilterSet):
+class HandoffFilter(FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     status = django_filters.ChoiceFilter(choices=HandoffStatus.choices)
     prosecutor = IdFilter(field_name="prosecutor_id")

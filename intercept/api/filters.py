@@ -5,11 +5,11 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 
-from caseapi.filters import StrictBooleanFilter
+from caseapi.filters import FilterSet, StrictBooleanFilter
 from intercept import selectors
 
 
-class ConversationFilter(django_filters.FilterSet):
+class ConversationFilter(FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     lead = django_filters.UUIDFilter(field_name="lead_id")
     platform = django_filters.CharFilter(field_name="platform", max_length=50)
@@ -23,7 +23,7 @@ class ConversationFilter(django_filters.FilterSet):
         return selectors.conversations_with_phone(qs, value)
 
 
-class AdFilter(django_filters.FilterSet):
+class AdFilter(FilterSet):
     case = django_filters.UUIDFilter(field_name="case_id")
     site = django_filters.CharFilter(field_name="site", max_length=100)
     phone = django_filters.CharFilter(
