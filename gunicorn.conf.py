@@ -11,13 +11,11 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
 # Workers are recycled after this many requests (a guard against slow leaks), at staggered
-# points so that they do not all restart at once.
+# points so that they do not all restart at once: a restart imports Django again (a second or
+# two of a core), so at 5,000 requests both workers restarted together every minute or two
+# under the benchmark's load.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 4
-# The application is imported once, in the master, and each worker is a fork of it: a worker
-# (re)starts in milliseconds instead of importing Django again, on a core the others need.
-# No connection is opened at import, so none is shared across the fork.
-preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
