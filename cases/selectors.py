@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 
@@ -167,17 +167,21 @@ def _grant_tables(user: AbstractBaseUser, perm: CasePerm) -> tuple[QuerySet, Que
     return direct.order_by().values("content_object_id"), via_group.order_by().values("content_object_id")
 
 
-@functools.cache
-def _grant_sql_text() -> str:
-    """The SQL of _grant_sql; table names from the models, every value a parameter."""
+def _permission_sql() -> str:
+    """The id of the permission (codename %s, app %s) as a scalar subquery, run once per query:
+    grant rows are then found by their (holder, permission, case) index alone."""
     perms, types = Permission._meta.db_table, ContentType._meta.db_table
-    memberships = User.groups.through._meta.db_table
-    # The permission's id as a scalar subquery, run once per query: the grant rows are then
-    # found by their (holder, permission, case) index alone, with no join per grant row.
-    permission = (
+    return (
         f"(SELECT p.id FROM {perms} p JOIN {types} t ON t.id = p.content_type_id "  # noqa: S608
         "WHERE p.codename = %s AND t.app_label = %s)"
     )
+
+
+@functools.cache
+def _grant_sql_text() -> str:
+    """The SQL of _grant_sql; table names from the models, every value a parameter."""
+    memberships = User.groups.through._meta.db_table
+    permission = _permission_sql()
     direct = (
         f"SELECT g.content_object_id FROM {CaseUserObjectPermission._meta.db_table} g "  # noqa: S608
         f"WHERE g.user_id = %s AND g.permission_id = {permission}"
@@ -189,6 +193,31 @@ def _grant_sql_text() -> str:
     # UNION ALL: an IN needs no duplicates removed, and PostgreSQL can then probe each table
     # by its index for a few rows (a detail) instead of collecting every grant first.
     return f"{direct} UNION ALL {via_group}"
+
+
+@functools.cache
+def _grant_probe_sql_text(table: str) -> str:
+    """The SQL of _grant_probe for rows of `table` (its `case_id` column)."""
+    memberships = User.groups.through._meta.db_table
+    permission = _permission_sql()
+    case = f'"{table}"."case_id"'
+    return (
+        f"(EXISTS (SELECT 1 FROM {CaseUserObjectPermission._meta.db_table} g "  # noqa: S608
+        f"WHERE g.user_id = %s AND g.permission_id = {permission} AND g.content_object_id = {case}) "
+        f"OR EXISTS (SELECT 1 FROM {CaseGroupObjectPermission._meta.db_table} g "
+        f"JOIN {memberships} m ON m.group_id = g.group_id "
+        f"WHERE m.user_id = %s AND g.permission_id = {permission} AND g.content_object_id = {case}))"
+    )
+
+
+def _grant_probe(user: AbstractBaseUser, model: Any, perm: CasePerm = CasePerm.VIEW) -> Any:
+    """A condition on a row of `model` (by its case): `user` holds `perm` on the row's case,
+    directly or through a group, checked by two index lookups for that row. For reading one
+    row by its key: the IN (grants) of case_scope is the better plan for a list, but for one
+    row it collects (or scans) every grant of a supervisor's two thousand cases. Only for a
+    query whose table is not aliased (the row's own table, as `get()` reads it)."""
+    sql = _grant_probe_sql_text(model._meta.db_table)
+    return RawSQL(sql, _grant_params(user, perm), output_field=BooleanField())  # noqa: S611
 
 
 def _grant_params(user: AbstractBaseUser, perm: CasePerm) -> tuple[Any, ...]:
@@ -351,33 +380,38 @@ def _in_scope_or_handed_off(
     return reachable, Q(case_id__in=case_ids_for(user)) | Q(id__in=included)
 
 
+def _lead_rows(leads: QuerySet[Lead]) -> QuerySet[Lead]:
+    """Leads with what their serializer reads loaded."""
+    return leads.select_related("case", "case__agency", "assignee").prefetch_related("identifiers")
+
+
 def lead_list(*, user: AbstractBaseUser) -> QuerySet[Lead]:
     """Leads of cases in scope, plus (for a prosecutor) the leads of handoffs sent to them."""
     reachable, allowed = _in_scope_or_handed_off(HandoffLead, "lead_id", user)
-    return (
-        Lead.objects.filter(reachable)
-        .filter(allowed)
-        .select_related("case", "case__agency", "assignee")
-        .prefetch_related("identifiers")
-    )
+    return _lead_rows(Lead.objects.filter(reachable).filter(allowed))
 
 
 def lead_get(*, user: AbstractBaseUser, lead_id: uuid.UUID | str) -> Lead:
+    if _works_cases(user) and not _may_be_addressed(user):
+        return _get_or_404(_lead_rows(Lead.objects.filter(_grant_probe(user, Lead))), lead_id)
     return _get_or_404(lead_list(user=user), lead_id)
+
+
+def _evidence_rows(items: QuerySet[EvidenceItem]) -> QuerySet[EvidenceItem]:
+    """Evidence items with what their serializer reads loaded."""
+    return items.select_related("case", "collected_by", "created_by", "withdrawn_by")
 
 
 def evidence_list(*, user: AbstractBaseUser) -> QuerySet[EvidenceItem]:
     """Evidence of cases in scope, plus (for a prosecutor) the items of handoffs sent to them;
     custody and content are read through an item of this list."""
     reachable, allowed = _in_scope_or_handed_off(HandoffEvidence, "evidence_id", user)
-    return (
-        EvidenceItem.objects.filter(reachable)
-        .filter(allowed)
-        .select_related("case", "collected_by", "created_by", "withdrawn_by")
-    )
+    return _evidence_rows(EvidenceItem.objects.filter(reachable).filter(allowed))
 
 
 def evidence_get(*, user: AbstractBaseUser, evidence_id: uuid.UUID | str) -> EvidenceItem:
+    if _works_cases(user) and not _may_be_addressed(user):
+        return _get_or_404(_evidence_rows(EvidenceItem.objects.filter(_grant_probe(user, EvidenceItem))), evidence_id)
     return _get_or_404(evidence_list(user=user), evidence_id)
 
 

@@ -49,3 +49,23 @@ def test_a_user_without_a_casework_role_gets_no_case_scope_whatever_grants_remai
     world.viewer.groups.clear()
     world.viewer._caseapi_roles = None
     assert list(selectors.case_ids_for(world.viewer)) == []
+
+
+@pytest.mark.parametrize("perm", list(CasePerm))
+@pytest.mark.parametrize("who", USERS)
+def test_the_one_row_probe_admits_exactly_the_rows_of_granted_cases(world, who, perm):
+    """selectors._grant_probe, the check a detail read makes on its one row, admits the same
+    rows as the grant tables: leads and evidence of every case of the world."""
+    from cases.models import EvidenceItem, Lead
+    from tests.factories import EvidenceFactory, LeadFactory
+
+    second = CaseFactory(actor=world.outsider, title="Second river case")
+    for case in (world.case, world.other_case, second):
+        LeadFactory(case=case)
+        EvidenceFactory(case=case)
+    user = getattr(world, who)
+    granted = _orm_grants(user, perm)
+    for model in (Lead, EvidenceItem):
+        probed = set(model.objects.filter(selectors._grant_probe(user, model, perm)).values_list("id", flat=True))
+        assert probed == set(model.objects.filter(case_id__in=granted).values_list("id", flat=True))
+        assert model.objects.exists()
