@@ -527,6 +527,32 @@ def identifier_matches(raw: str, kind: str | None = None) -> QuerySet[Identifier
     return Identifier.objects.filter(value_index__in=[Identifier.index_of(k, v) for k, v in terms])
 
 
+@functools.cache
+def _identifier_lead_ids_sql_text(terms: int) -> str:
+    """The SQL of identifier_lead_ids for `terms` blind indexes; names from the models."""
+    links, identifiers = LeadIdentifier._meta.db_table, Identifier._meta.db_table
+    placeholders = ", ".join(["%s"] * terms)
+    return (
+        f"SELECT li.lead_id FROM {links} li JOIN {identifiers} i ON i.id = li.identifier_id "  # noqa: S608
+        f"WHERE i.value_index IN ({placeholders})"
+    )
+
+
+def identifier_lead_ids(raw: str, kind: str | None = None) -> Any:
+    """For `filter(id__in=...)`: the ids of the leads carrying an identifier the typed term means
+    (identifier_matches), as SQL text with the blind indexes as parameters, answered from the
+    unique index on value_index and the (identifier, lead) index of the links; or an empty
+    list, which the ORM answers without a query, when the term means nothing. The same
+    subquery composed through the ORM (links of identifiers of blind indexes) cost about half a
+    millisecond of Python to build and again to compile, for every search and its count; a
+    test compares the two."""
+    terms = identifier_search_terms(raw, kind)
+    if not terms:
+        return []
+    digests = [Identifier.index_of(k, v) for k, v in terms]
+    return RawSQL(_identifier_lead_ids_sql_text(len(digests)), digests)  # noqa: S611
+
+
 def leads_with_identifiers_outside_scope(
     *, user: AbstractBaseUser, identifier_ids: list[int]
 ) -> QuerySet[LeadIdentifier]:

@@ -21,7 +21,6 @@ from cases.models import (
     HandoffLead,
     HandoffStatus,
     IdentifierKind,
-    LeadIdentifier,
     LeadSource,
     LeadStatus,
 )
@@ -69,8 +68,7 @@ class LeadFilter(FilterSet):
 
     def by_identifier(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         kind = self.form.cleaned_data.get("identifier_kind") or None
-        links = LeadIdentifier.objects.filter(identifier__in=selectors.identifier_matches(value, kind))
-        return qs.filter(id__in=links.values("lead_id"))
+        return qs.filter(id__in=selectors.identifier_lead_ids(value, kind))
 
     def by_identifier_kind(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs  # read by by_identifier
