@@ -34,7 +34,7 @@ def audit_event_list(*, user: AbstractBaseUser) -> QuerySet[AuditEvent]:
         return AuditEvent.objects.filter(
             Q(agency_id=agency_id) | Q(case_id__in=list(managed.values_list("id", flat=True)))
         )
-    return AuditEvent.objects.filter(case_id__in=case_selectors.case_scope(user, CasePerm.MANAGE_TEAM))
+    return AuditEvent.objects.filter(case_selectors.in_scope("case_id", user, CasePerm.MANAGE_TEAM))
 
 
 @dataclass(frozen=True)

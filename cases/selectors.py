@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import BooleanField, Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 
@@ -264,6 +264,52 @@ def case_scope(user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW) -> Any:
     return RawSQL(_case_scope_sql_text(), _grant_params(user, perm))  # noqa: S611
 
 
+class _AnyOfCases(Func):
+    """`<case id column> = ANY(ARRAY(<case ids subquery>))` on PostgreSQL (IN elsewhere): the
+    subquery runs once, as an init plan, and its ids are the keys of one index scan of the
+    table's (case, ...) index, sorted and searched together. A column expression, so it stays
+    right when the query is nested and its tables renamed (the keys-first page)."""
+
+    output_field = BooleanField()
+    arity = 2
+
+    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+        column, ids, params = self._compiled(compiler)
+        return f"{column} IN {ids}", params
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+        column, ids, params = self._compiled(compiler)
+        return f"{column} = ANY(ARRAY{ids})", params
+
+    def _compiled(self, compiler: Any) -> tuple[str, str, list[Any]]:
+        column, column_params = compiler.compile(self.source_expressions[0])
+        ids, ids_params = compiler.compile(self.source_expressions[1])  # RawSQL: "(SELECT ...)"
+        return column, ids, [*column_params, *ids_params]
+
+
+def in_scope(column: str, user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW, *, keys: bool = False) -> Q:
+    """For `filter(in_scope("case_id", user))`: rows whose `column` is the id of a case on which
+    `user` holds `perm` as an object permission; a condition the ORM answers without a query
+    for a user who works no cases. The lists' scope, in one of two forms:
+
+    - `IN (case_scope)`, a semi-join: PostgreSQL can stop at the first grant that matches, so
+      it suits lists that a filter narrows to a case or a few rows (leads of a case, the audit
+      events of a case, a search).
+    - `keys=True`: `= ANY(ARRAY(grants))`, for lists read across the whole scope (cases,
+      evidence). The grants are read once and are the keys of one index scan, where the
+      semi-join, planned from a guess of how many grants a user holds, hashed a supervisor's
+      2,000 grants and then read every case, or probed an index 2,000 times one by one: at
+      scale 1 the supervisor's case list took 1 ms less of the database per request and the
+      evidence list 9 ms less, and an investigator's 20 cases were no longer found by reading
+      every case. As a filter on rows found otherwise, though, PostgreSQL compares each row
+      with the whole array, which is why the narrow lists keep the semi-join."""
+    if not _works_cases(user):
+        return Q(pk__in=[])
+    if keys:
+        return Q(_AnyOfCases(F(column), _grant_sql(user, perm)))
+    return Q(**{f"{column}__in": case_scope(user, perm)})
+
+
 def case_ids_for(user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW) -> QuerySet:
     """A subquery of the ids of cases on which `user` holds `perm` (see case_scope)."""
     if not _works_cases(user):
@@ -304,10 +350,7 @@ def _get_or_404(qs: QuerySet, pk: Any) -> Any:
 
 
 def case_list(*, user: AbstractBaseUser) -> QuerySet[Case]:
-    # The grants themselves, not case_scope: that reads them through the case table, which
-    # here is the table being read (a second probe of the case table per case in scope).
-    scope = _grant_sql(user, CasePerm.VIEW) if _works_cases(user) else []
-    return Case.objects.filter(id__in=scope).select_related(
+    return Case.objects.filter(in_scope("id", user, keys=True)).select_related(
         "agency", "lead_investigator", "lead_investigator__profile", "parent"
     )
 
@@ -354,7 +397,7 @@ def sent_handoff_ids_addressed_to(user: AbstractBaseUser) -> QuerySet:
 
 
 def _in_scope_or_handed_off(
-    through: type[HandoffLead] | type[HandoffEvidence], column: str, user: AbstractBaseUser
+    through: type[HandoffLead] | type[HandoffEvidence], column: str, user: AbstractBaseUser, *, keys: bool = False
 ) -> tuple[Q, Q]:
     """Rows of a case in scope, or (for a prosecutor) included in a handoff that stands sent to
     `user`, as two conditions to AND: subqueries only, no query of their own.
@@ -372,7 +415,7 @@ def _in_scope_or_handed_off(
     if not _is_active_user(user):
         return Q(pk__in=[]), Q()
     if not _may_be_addressed(user):
-        return Q(case_id__in=case_scope(user)), Q()
+        return in_scope("case_id", user, keys=keys), Q()
     direct, via_group = _grant_tables(user, CasePerm.VIEW)
     handed_off_cases = Handoff.objects.filter(id__in=sent_handoff_ids_addressed_to(user)).order_by().values("case_id")
     reachable = Q(case_id__in=direct.union(via_group, handed_off_cases))
@@ -405,7 +448,8 @@ def _evidence_rows(items: QuerySet[EvidenceItem]) -> QuerySet[EvidenceItem]:
 def evidence_list(*, user: AbstractBaseUser) -> QuerySet[EvidenceItem]:
     """Evidence of cases in scope, plus (for a prosecutor) the items of handoffs sent to them;
     custody and content are read through an item of this list."""
-    reachable, allowed = _in_scope_or_handed_off(HandoffEvidence, "evidence_id", user)
+    # Read across the scope (a supervisor's 40,000 items at scale 1): the grants as index keys.
+    reachable, allowed = _in_scope_or_handed_off(HandoffEvidence, "evidence_id", user, keys=True)
     return _evidence_rows(EvidenceItem.objects.filter(reachable).filter(allowed))
 
 

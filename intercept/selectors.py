@@ -47,7 +47,7 @@ def _get_or_404(qs: QuerySet, pk: Any) -> Any:
 
 
 def conversation_list(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(case_id__in=case_selectors.case_scope(user)).select_related(
+    return Conversation.objects.filter(case_selectors.in_scope("case_id", user)).select_related(
         "source", "case", "lead"
     )
 
@@ -74,7 +74,7 @@ def conversations_with_phone(qs: QuerySet[Conversation], raw: str) -> QuerySet[C
 
 def ad_list(*, user: AbstractBaseUser) -> QuerySet[Ad]:
     return (
-        Ad.objects.filter(case_id__in=case_selectors.case_scope(user))
+        Ad.objects.filter(case_selectors.in_scope("case_id", user))
         .select_related("case", "source")
         .prefetch_related("identifiers")
     )
