@@ -60,7 +60,9 @@ class EvidenceItem(models.Model):
         ordering = ["-created_at", "id"]
         verbose_name_plural = "evidence items"
         indexes = [
-            models.Index(fields=["case", "-created_at"], name="evidence_case_created_idx"),
+            # The list's order with its tie-breaker: a page's keys are read from this index
+            # alone (an index-only scan), not from the table, for every case in scope.
+            models.Index(fields=["case", "-created_at", "id"], name="evidence_case_created_id_idx"),
             models.Index(fields=["lead"], name="evidence_lead_idx"),
             models.Index(fields=["sha256"], name="evidence_sha256_idx"),
         ]
