@@ -565,10 +565,15 @@ def identifier_matches(raw: str, kind: str | None = None) -> QuerySet[Identifier
     """Identifiers a typed term means (identifier_search_terms): `value_index IN (...)`, the
     blind index of each plausible (kind, value), answered from its unique index (values are
     stored encrypted); none at all, without a query, when the term means nothing."""
-    terms = identifier_search_terms(raw, kind)
-    if not terms:
+    digests = _identifier_digests(raw, kind)
+    if not digests:
         return Identifier.objects.none()
-    return Identifier.objects.filter(value_index__in=[Identifier.index_of(k, v) for k, v in terms])
+    return Identifier.objects.filter(value_index__in=digests)
+
+
+def _identifier_digests(raw: str, kind: str | None) -> list[str]:
+    """The blind index of each plausible (kind, value) of a typed term (identifier_search_terms)."""
+    return [Identifier.index_of(k, v) for k, v in identifier_search_terms(raw, kind)]
 
 
 @functools.cache
@@ -590,10 +595,9 @@ def identifier_lead_ids(raw: str, kind: str | None = None) -> Any:
     subquery composed through the ORM (links of identifiers of blind indexes) cost about half a
     millisecond of Python to build and again to compile, for every search and its count; a
     test compares the two."""
-    terms = identifier_search_terms(raw, kind)
-    if not terms:
+    digests = _identifier_digests(raw, kind)
+    if not digests:
         return []
-    digests = [Identifier.index_of(k, v) for k, v in terms]
     return RawSQL(_identifier_lead_ids_sql_text(len(digests)), digests)  # noqa: S611
 
 

@@ -69,3 +69,29 @@ def test_the_one_row_probe_admits_exactly_the_rows_of_granted_cases(world, who, 
         probed = set(model.objects.filter(selectors._grant_probe(user, model, perm)).values_list("id", flat=True))
         assert probed == set(model.objects.filter(case_id__in=granted).values_list("id", flat=True))
         assert model.objects.exists()
+
+
+@pytest.mark.parametrize("keys", [False, True], ids=["semi-join", "index keys"])
+@pytest.mark.parametrize("perm", list(CasePerm))
+@pytest.mark.parametrize("who", USERS)
+def test_both_forms_of_the_list_scope_admit_exactly_the_rows_of_granted_cases(world, who, perm, keys):
+    """selectors.in_scope, as a semi-join and as index keys (`= ANY(ARRAY(...))` on
+    PostgreSQL), admits the evidence of the granted cases and nothing else, also when the
+    keys-first page nests the query under other table names (one row a page, every page)."""
+    from caseapi.pagination import page_rows
+    from cases.models import EvidenceItem
+    from tests.factories import EvidenceFactory
+
+    second = CaseFactory(actor=world.outsider, title="Second river case")
+    for case in (world.case, world.other_case, second):
+        EvidenceFactory(case=case)
+        EvidenceFactory(case=case)
+    user = getattr(world, who)
+    expected = set(EvidenceItem.objects.filter(case_id__in=_orm_grants(user, perm)).values_list("id", flat=True))
+    scoped = EvidenceItem.objects.filter(selectors.in_scope("case_id", user, perm, keys=keys))
+    assert set(scoped.values_list("id", flat=True)) == expected
+    rows = scoped.select_related("case").order_by("-created_at", "id")
+    paged = [item.pk for number in range(len(expected) + 1) for item in page_rows(rows, number, number + 1)]
+    assert paged == list(rows.values_list("id", flat=True))
+    assert set(paged) == expected
+    assert EvidenceItem.objects.count() >= 6
