@@ -196,28 +196,43 @@ def _grant_sql_text() -> str:
 
 
 @functools.cache
-def _grant_probe_sql_text(table: str) -> str:
-    """The SQL of _grant_probe for rows of `table` (its `case_id` column)."""
+def _grant_probe_sql_text() -> str:
+    """The SQL of _grant_probe, with `{case}` where the row's case id column goes."""
     memberships = User.groups.through._meta.db_table
     permission = _permission_sql()
-    case = f'"{table}"."case_id"'
     return (
         f"(EXISTS (SELECT 1 FROM {CaseUserObjectPermission._meta.db_table} g "  # noqa: S608
-        f"WHERE g.user_id = %s AND g.permission_id = {permission} AND g.content_object_id = {case}) "
+        f"WHERE g.user_id = %s AND g.permission_id = {permission} AND g.content_object_id = {{case}}) "
         f"OR EXISTS (SELECT 1 FROM {CaseGroupObjectPermission._meta.db_table} g "
         f"JOIN {memberships} m ON m.group_id = g.group_id "
-        f"WHERE m.user_id = %s AND g.permission_id = {permission} AND g.content_object_id = {case}))"
+        f"WHERE m.user_id = %s AND g.permission_id = {permission} AND g.content_object_id = {{case}}))"
     )
+
+
+class _GrantProbe(Func):
+    """The SQL of _grant_probe over a case id column. A column expression, so it stays right
+    when the query is nested and its tables renamed (the keys-first page)."""
+
+    output_field = BooleanField()
+    arity = 1
+
+    def __init__(self, column: Any, params: tuple[Any, ...]) -> None:
+        super().__init__(column)
+        self.grant_params = params
+
+    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+        case, case_params = compiler.compile(self.source_expressions[0])
+        direct, via_group = self.grant_params[:3], self.grant_params[3:]
+        return _grant_probe_sql_text().format(case=case), [*direct, *case_params, *via_group, *case_params]
 
 
 def _grant_probe(user: AbstractBaseUser, model: Any, perm: CasePerm = CasePerm.VIEW) -> Any:
     """A condition on a row of `model` (by its case): `user` holds `perm` on the row's case,
-    directly or through a group, checked by two index lookups for that row. For reading one
-    row by its key: the IN (grants) of case_scope is the better plan for a list, but for one
-    row it collects (or scans) every grant of a supervisor's two thousand cases. Only for a
-    query whose table is not aliased (the row's own table, as `get()` reads it)."""
-    sql = _grant_probe_sql_text(model._meta.db_table)
-    return RawSQL(sql, _grant_params(user, perm), output_field=BooleanField())  # noqa: S611
+    directly or through a group, checked by two index lookups for that row. For a row read by
+    its key, or a few rows found by key (a search): the IN (grants) of case_scope is the better
+    plan for a list, but for each row found otherwise PostgreSQL compares it with every grant
+    in turn, two thousand for a supervisor."""
+    return _GrantProbe(F("case_id"), _grant_params(user, perm))
 
 
 def _grant_params(user: AbstractBaseUser, perm: CasePerm) -> tuple[Any, ...]:
@@ -431,13 +446,33 @@ def _lead_rows(leads: QuerySet[Lead]) -> QuerySet[Lead]:
 def lead_list(*, user: AbstractBaseUser) -> QuerySet[Lead]:
     """Leads of cases in scope, plus (for a prosecutor) the leads of handoffs sent to them."""
     reachable, allowed = _in_scope_or_handed_off(HandoffLead, "lead_id", user)
-    return _lead_rows(Lead.objects.filter(reachable).filter(allowed))
+    leads = _lead_rows(Lead.objects.filter(reachable).filter(allowed))
+    leads._lead_list_of = user.pk  # only this instance: a clone (a filter, a slice) is no longer the whole list
+    return leads
+
+
+def is_lead_list_of(leads: Any, user: AbstractBaseUser) -> bool:
+    """Whether `leads` is lead_list(user=user) itself, as returned (not narrowed since)."""
+    return user.pk is not None and getattr(leads, "_lead_list_of", None) == user.pk
 
 
 def lead_get(*, user: AbstractBaseUser, lead_id: uuid.UUID | str) -> Lead:
     if _works_cases(user) and not _may_be_addressed(user):
         return _get_or_404(_lead_rows(Lead.objects.filter(_grant_probe(user, Lead))), lead_id)
     return _get_or_404(lead_list(user=user), lead_id)
+
+
+def lead_search(*, user: AbstractBaseUser, term: str, kind: str | None = None) -> QuerySet[Lead]:
+    """The leads of lead_list that carry an identifier the typed term means (identifier_lead_ids),
+    found from the identifier and each checked against the scope by two index probes
+    (_grant_probe). Joined to the scope instead, as a filter on lead_list does, each lead found
+    was compared with every grant of the searcher's in turn (a supervisor's two thousand), once
+    for the page and once for its count: a search cost more the more cases its user works.
+    Prosecutors' reach (handoffs) is lead_list's, narrowed the same way."""
+    found = identifier_lead_ids(term, kind)
+    if _works_cases(user) and not _may_be_addressed(user):
+        return _lead_rows(Lead.objects.filter(id__in=found).filter(_grant_probe(user, Lead)))
+    return lead_list(user=user).filter(id__in=found)
 
 
 def _evidence_rows(items: QuerySet[EvidenceItem]) -> QuerySet[EvidenceItem]:

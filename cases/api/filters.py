@@ -66,7 +66,23 @@ class LeadFilter(FilterSet):
 
     handoff = django_filters.UUIDFilter(method="by_handoff", help_text="Leads included in this handoff.")
 
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        """A search over a user's whole lead list (selectors.lead_list, as the lead list view
+        gives it) starts instead from the leads carrying the identifier, scoped lead by lead
+        (selectors.lead_search): the same rows, without comparing each found lead with every
+        grant of the user's. The other filters then narrow it as they narrow the list. Over any
+        other queryset the search is a filter like the others (by_identifier)."""
+        term = self.form.cleaned_data.get("identifier")
+        user = getattr(self.request, "user", None)
+        self.searched = bool(term) and user is not None and selectors.is_lead_list_of(self.queryset, user)
+        if self.searched:
+            kind = self.form.cleaned_data.get("identifier_kind") or None
+            queryset = selectors.lead_search(user=user, term=term, kind=kind)
+        return super().filter_queryset(queryset)
+
     def by_identifier(self, qs: QuerySet, name: str, value: str) -> QuerySet:
+        if getattr(self, "searched", False):
+            return qs  # the search was the starting point (filter_queryset)
         kind = self.form.cleaned_data.get("identifier_kind") or None
         return qs.filter(id__in=selectors.identifier_lead_ids(value, kind))
 

@@ -95,3 +95,86 @@ def test_both_forms_of_the_list_scope_admit_exactly_the_rows_of_granted_cases(wo
     assert paged == list(rows.values_list("id", flat=True))
     assert set(paged) == expected
     assert EvidenceItem.objects.count() >= 6
+
+
+PHONE = "+12025550143"
+
+
+@pytest.fixture
+def phone_on_every_case(world: Any) -> list[Any]:
+    """A lead carrying the same phone on each case of the world and on a case of another
+    investigator's, so a search for it finds leads both in and out of every user's scope."""
+    from cases.services import lead_create
+    from tests.factories import LeadFactory
+
+    second = CaseFactory(actor=world.outsider, title="Second river case")
+    for case in (world.case, world.other_case, second):
+        LeadFactory(case=case)  # a lead without the phone on each case
+    leads = []
+    for case, actor in ((world.case, world.lead), (world.other_case, world.outsider), (second, world.outsider)):
+        lead, _ = lead_create(actor=actor, case=case, identifiers=[{"kind": "phone", "value": PHONE}])
+        leads.append(lead)
+    return leads
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_a_search_admits_exactly_the_leads_the_lead_list_admits(world, who, phone_on_every_case):
+    """selectors.lead_search (the leads found from the identifier, probed lead by lead) holds
+    the rows of lead_list narrowed to the identifier, for every persona, prosecutors' handoffs
+    included; also page by page, where the keys-first page nests the probe under other table
+    names."""
+    from caseapi.pagination import page_rows
+
+    user = getattr(world, who)
+    expected = set(
+        selectors.lead_list(user=user)
+        .filter(id__in=selectors.identifier_lead_ids("(202) 555-0143"))
+        .values_list("id", flat=True)
+    )
+    searched = selectors.lead_search(user=user, term="(202) 555-0143")
+    assert set(searched.values_list("id", flat=True)) == expected
+    paged = [lead.pk for number in range(len(expected) + 1) for lead in page_rows(searched, number, number + 1)]
+    assert paged == list(searched.values_list("id", flat=True))
+    assert searched.count() == len(expected)
+    if who == "lead":
+        assert expected == {phone_on_every_case[0].pk}  # in scope: the lead's own case only
+
+
+def test_the_api_search_starts_from_the_identifier_and_probes_each_lead(world, phone_on_every_case):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.conftest import client_for
+
+    client = client_for(world.supervisor)
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get("/api/leads/", {"identifier": "202.555.0143", "page_size": 1}).json()
+    assert body["count"] == 1
+    assert [row["id"] for row in body["results"]] == [str(phone_on_every_case[0].pk)]
+    reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and ' FROM "cases_lead" ' in q["sql"]
+    ]
+    assert reads and all("EXISTS (SELECT 1 FROM cases_caseuserobjectpermission" in sql for sql in reads)
+    assert not any("UNION ALL" in sql for sql in reads)  # no join with the grants
+
+
+def test_a_search_over_a_narrowed_list_stays_a_filter_of_it(world, phone_on_every_case):
+    """LeadFilter starts a search from lead_search only over lead_list itself; over a
+    queryset narrowed since (or any other), the identifier narrows it like any filter."""
+    from django.http import QueryDict
+
+    from cases.api.filters import LeadFilter
+    from cases.models import Lead
+
+    request = type("Request", (), {"user": world.supervisor})()
+    whole = selectors.lead_list(user=world.supervisor)
+    nothing = whole.filter(status="no-such-status")
+    assert selectors.is_lead_list_of(whole, world.supervisor)
+    assert not selectors.is_lead_list_of(nothing, world.supervisor)
+    assert not selectors.is_lead_list_of(whole, world.lead)
+    assert not selectors.is_lead_list_of(Lead.objects.all(), world.supervisor)
+    query = QueryDict(f"identifier={PHONE}")
+    assert list(LeadFilter(query, queryset=nothing, request=request).qs) == []
+    assert [lead.pk for lead in LeadFilter(query, queryset=whole, request=request).qs] == [phone_on_every_case[0].pk]
