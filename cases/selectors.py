@@ -226,8 +226,8 @@ class _GrantProbe(Func):
         return _grant_probe_sql_text().format(case=case), [*direct, *case_params, *via_group, *case_params]
 
 
-def _grant_probe(user: AbstractBaseUser, model: Any, perm: CasePerm = CasePerm.VIEW) -> Any:
-    """A condition on a row of `model` (by its case): `user` holds `perm` on the row's case,
+def _grant_probe(user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW) -> Any:
+    """A condition on a row with a `case_id` column: `user` holds `perm` on the row's case,
     directly or through a group, checked by two index lookups for that row. For a row read by
     its key, or a few rows found by key (a search): the IN (grants) of case_scope is the better
     plan for a list, but for each row found otherwise PostgreSQL compares it with every grant
@@ -458,7 +458,7 @@ def is_lead_list_of(leads: Any, user: AbstractBaseUser) -> bool:
 
 def lead_get(*, user: AbstractBaseUser, lead_id: uuid.UUID | str) -> Lead:
     if _works_cases(user) and not _may_be_addressed(user):
-        return _get_or_404(_lead_rows(Lead.objects.filter(_grant_probe(user, Lead))), lead_id)
+        return _get_or_404(_lead_rows(Lead.objects.filter(_grant_probe(user))), lead_id)
     return _get_or_404(lead_list(user=user), lead_id)
 
 
@@ -471,7 +471,7 @@ def lead_search(*, user: AbstractBaseUser, term: str, kind: str | None = None) -
     Prosecutors' reach (handoffs) is lead_list's, narrowed the same way."""
     found = identifier_lead_ids(term, kind)
     if _works_cases(user) and not _may_be_addressed(user):
-        return _lead_rows(Lead.objects.filter(id__in=found).filter(_grant_probe(user, Lead)))
+        return _lead_rows(Lead.objects.filter(id__in=found).filter(_grant_probe(user)))
     return lead_list(user=user).filter(id__in=found)
 
 
@@ -490,7 +490,7 @@ def evidence_list(*, user: AbstractBaseUser) -> QuerySet[EvidenceItem]:
 
 def evidence_get(*, user: AbstractBaseUser, evidence_id: uuid.UUID | str) -> EvidenceItem:
     if _works_cases(user) and not _may_be_addressed(user):
-        return _get_or_404(_evidence_rows(EvidenceItem.objects.filter(_grant_probe(user, EvidenceItem))), evidence_id)
+        return _get_or_404(_evidence_rows(EvidenceItem.objects.filter(_grant_probe(user))), evidence_id)
     return _get_or_404(evidence_list(user=user), evidence_id)
 
 

@@ -66,7 +66,7 @@ def test_the_one_row_probe_admits_exactly_the_rows_of_granted_cases(world, who, 
     user = getattr(world, who)
     granted = _orm_grants(user, perm)
     for model in (Lead, EvidenceItem):
-        probed = set(model.objects.filter(selectors._grant_probe(user, model, perm)).values_list("id", flat=True))
+        probed = set(model.objects.filter(selectors._grant_probe(user, perm)).values_list("id", flat=True))
         assert probed == set(model.objects.filter(case_id__in=granted).values_list("id", flat=True))
         assert model.objects.exists()
 
