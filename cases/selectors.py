@@ -308,8 +308,9 @@ def in_scope(column: str, user: AbstractBaseUser, perm: CasePerm = CasePerm.VIEW
     for a user who works no cases. The lists' scope, in one of two forms:
 
     - `IN (case_scope)`, a semi-join: PostgreSQL can stop at the first grant that matches, so
-      it suits lists that a filter narrows to a case or a few rows (leads of a case, the audit
-      events of a case, a search).
+      it suits lists that a filter narrows to one case (leads of a case, the audit events of a
+      case). Rows found by key instead (a search) are better checked one by one
+      (_grant_probe, as lead_search does): there the semi-join reads the grants for each row.
     - `keys=True`: `= ANY(ARRAY(grants))`, for lists read across the whole scope (cases,
       evidence). The grants are read once and are the keys of one index scan, where the
       semi-join, planned from a guess of how many grants a user holds, hashed a supervisor's
