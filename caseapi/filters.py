@@ -9,6 +9,7 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django_filters.constants import EMPTY_VALUES
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 
 MAX_ID = 2**63 - 1
@@ -136,6 +137,18 @@ class FilterSet(django_filters.FilterSet):
         if not isinstance(cls.__dict__.get("base_filters"), _FilterCopies):
             cls.base_filters = _FilterCopies(cls.base_filters)
         super().__init__(*args, **kwargs)
+
+    @property
+    def qs(self) -> Any:
+        """The queryset given, itself, when no filter has a value to narrow it (django-filter
+        would return a copy, filtered by nothing): what its selector attached to it stays with
+        it, such as the case list's count from the grants (selectors.case_list)."""
+        if not hasattr(self, "_qs") and self.is_bound and not self.errors and self._narrows_nothing():
+            self._qs = self.queryset
+        return super().qs
+
+    def _narrows_nothing(self) -> bool:
+        return all(value in EMPTY_VALUES for value in self.form.cleaned_data.values())
 
     def get_form_class(self) -> Any:
         form_class = type(self).__dict__.get("_form_class")

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.paginator import Page
 from django.core.paginator import Paginator as DjangoPaginator
 from django.db.models import QuerySet, Subquery
+from django.utils.functional import cached_property
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -54,6 +55,16 @@ def page_rows(rows: Any, bottom: int, top: int) -> Any:
 
 
 class KeysFirstPaginator(DjangoPaginator):
+    @cached_property
+    def count(self) -> int:
+        """The list's `known_count()` where its selector gave it one (an instance attribute, so
+        only the queryset the selector returned has it, not one filtered or sliced since: see
+        selectors.case_list), else the count Django's paginator makes."""
+        known = getattr(self.object_list, "known_count", None)
+        if known is not None:
+            return known()
+        return DjangoPaginator.count.func(self)
+
     def page(self, number: Any) -> Page:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page

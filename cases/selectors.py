@@ -177,9 +177,9 @@ def _permission_sql() -> str:
     )
 
 
-@functools.cache
-def _grant_sql_text() -> str:
-    """The SQL of _grant_sql; table names from the models, every value a parameter."""
+def _grant_branches() -> tuple[str, str]:
+    """The two SELECTs of the case ids `user` holds `perm` on, directly and through a group;
+    table names from the models, every value a parameter (_grant_params)."""
     memberships = User.groups.through._meta.db_table
     permission = _permission_sql()
     direct = (
@@ -190,9 +190,23 @@ def _grant_sql_text() -> str:
         f"SELECT g.content_object_id FROM {CaseGroupObjectPermission._meta.db_table} g "  # noqa: S608
         f"JOIN {memberships} m ON m.group_id = g.group_id WHERE m.user_id = %s AND g.permission_id = {permission}"
     )
+    return direct, via_group
+
+
+@functools.cache
+def _grant_sql_text() -> str:
+    """The SQL of _grant_sql."""
+    direct, via_group = _grant_branches()
     # UNION ALL: an IN needs no duplicates removed, and PostgreSQL can then probe each table
     # by its index for a few rows (a detail) instead of collecting every grant first.
     return f"{direct} UNION ALL {via_group}"
+
+
+@functools.cache
+def _grant_count_sql_text() -> str:
+    """The SQL of case_count: the distinct case ids of the grants, counted."""
+    direct, via_group = _grant_branches()
+    return f"SELECT COUNT(*) FROM ({direct} UNION {via_group}) granted"  # noqa: S608 - names from the models
 
 
 @functools.cache
@@ -366,9 +380,29 @@ def _get_or_404(qs: QuerySet, pk: Any) -> Any:
 
 
 def case_list(*, user: AbstractBaseUser) -> QuerySet[Case]:
-    return Case.objects.filter(in_scope("id", user, keys=True)).select_related(
+    """The cases in `user`'s scope. The queryset as returned knows its count from the grants
+    alone (`known_count`, see case_count); a clone (a filter, a slice) does not."""
+    cases = Case.objects.filter(in_scope("id", user, keys=True)).select_related(
         "agency", "lead_investigator", "lead_investigator__profile", "parent"
     )
+    cases.known_count = functools.partial(case_count, user=user)
+    return cases
+
+
+def case_count(*, user: AbstractBaseUser) -> int:
+    """How many cases case_list(user) holds, counted in the grant tables without reading a case:
+    the distinct case ids `user` holds `view` on. Exact because every grant row names an
+    existing case (a foreign key, deleted with it), and the case list is its grants and nothing
+    else. Counting the list itself looked each granted id up in the case table: a supervisor's
+    2,000 index probes at scale 1, the most expensive part of the case list's request in the
+    database, where the bare view counts one agency's range of an index."""
+    if not _works_cases(user):
+        return 0
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_grant_count_sql_text(), _grant_params(user, CasePerm.VIEW))
+        return cursor.fetchone()[0]
 
 
 def case_get(*, user: AbstractBaseUser, case_id: uuid.UUID | str) -> Case:

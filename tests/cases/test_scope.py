@@ -4,6 +4,7 @@ world and every case permission: direct grants, group grants, both, and none."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -178,3 +179,61 @@ def test_a_search_over_a_narrowed_list_stays_a_filter_of_it(world, phone_on_ever
     query = QueryDict(f"identifier={PHONE}")
     assert list(LeadFilter(query, queryset=nothing, request=request).qs) == []
     assert [lead.pk for lead in LeadFilter(query, queryset=whole, request=request).qs] == [phone_on_every_case[0].pk]
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_the_case_count_from_the_grants_is_the_count_of_the_case_list(world, who):
+    """selectors.case_count counts the distinct granted case ids: a case granted both directly
+    and through a group counts once, a grant of another permission or to a group the user is
+    not in does not count."""
+    from cases import services
+
+    second = CaseFactory(actor=world.supervisor, title="Supervisor's own case")  # direct and group grant
+    CaseFactory(actor=world.outsider, title="Second river case")
+    services.team_member_set(actor=world.supervisor, case=second, user=world.viewer, role="viewer")
+    user = getattr(world, who)
+    assert selectors.case_count(user=user) == selectors.case_list(user=user).count()
+    if who == "supervisor":
+        assert selectors.case_count(user=user) == 2
+
+
+def test_the_whole_case_list_is_counted_from_the_grants_and_a_filtered_one_from_its_rows(world):
+    """The case list as its selector returns it counts the grants without reading the case table;
+    a list narrowed by a filter is counted by its own rows, so `count` is always the number of
+    rows the pages hold."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.conftest import client_for
+
+    CaseFactory(actor=world.supervisor, title="Supervisor's own case")
+    client = client_for(world.supervisor)
+
+    def counted(params: dict[str, str]) -> tuple[int, int, list[str]]:
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get("/api/cases/", params).json()
+        counts = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT COUNT")]
+        return body["count"], len(body["results"]), counts
+
+    count, rows, counts = counted({"page_size": "1", "q": ""})
+    assert (count, rows) == (2, 1)
+    assert len(counts) == 1 and not re.search(r"\bcases_case\b", counts[0])
+    count, rows, counts = counted({"status": "closed"})
+    assert (count, rows) == (0, 0)
+    count, rows, counts = counted({"q": "Supervisor's own"})
+    assert (count, rows) == (1, 1)
+    assert len(counts) == 1 and re.search(r"\bcases_case\b", counts[0])
+
+
+def test_a_filter_set_given_no_value_returns_the_very_queryset_it_was_given(world):
+    """What a selector attached to its queryset (the case list's count) survives a filter set
+    that narrows nothing, and only then."""
+    from django.http import QueryDict
+
+    from cases.api.filters import CaseFilter
+
+    whole = selectors.case_list(user=world.supervisor)
+    assert CaseFilter(QueryDict("q=&status="), queryset=whole).qs is whole
+    narrowed = CaseFilter(QueryDict("status=open"), queryset=whole).qs
+    assert narrowed is not whole and not hasattr(narrowed, "known_count")
+    assert not hasattr(whole.filter(status="open"), "known_count")
