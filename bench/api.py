@@ -264,7 +264,7 @@ class Server:
             BENCH_PASSWORD=seeder.PASSWORD,
             # Steady state: no worker recycling during the run. At gunicorn.conf.py's 20,000
             # requests a worker, each deployment recycled both workers within a run, and each
-            # restart (importing Django: a second or two of a core) landed in whichever 8 s arm
+            # restart (importing Django: a second or two of a core) landed in whichever arm
             # was being measured, taking a quarter off that one figure.
             GUNICORN_MAX_REQUESTS="0",
         )
