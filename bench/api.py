@@ -36,10 +36,17 @@ to copy the schema from (made again when a migration changes).
 
     python bench/api.py [--quick] [--reuse] [--scales 0.01,0.1,1] [--seconds S] [--rounds R]
                         [--endpoints case_list,lead_detail,...] [--clients 16] [--workers 2]
-                        [--threads 8] [--db-prefix P] [--broker URL]
+                        [--threads 8] [--db-prefix P] [--broker URL] [--overheads]
 
 --quick: scales 0.01 and 0.02 (seeded side by side), half-second arms, one round; it shows
 that the benchmark runs, its figures say little.
+
+--overheads: afterwards, at the largest scale, what each part of the real lead detail's own
+work costs under the same load (bench/bare.py `bench-bare/with/<part>/`): the bare view, the
+bare view plus one more round trip, plus the token lookup, plus the read's audit event, and
+the real endpoint, in turns; for each, requests/s and the whole machine's CPU time per request
+(/proc/stat: gunicorn, PostgreSQL, the sequencer, the load generator), and its extra over the
+bare view's. Information, no figure.
 """
 
 from __future__ import annotations
@@ -127,7 +134,7 @@ for key, username in (("investigator", "bench-investigator"), ("supervisor", "be
                 v = link.identifier.value
                 identifiers.append([f"({v[2:5]}) {v[5:8]}-{v[8:]}", link.identifier_id])
                 break
-    out[key] = {"token": token, "scope_size": len(scope), "bare_scope": bare_scope,
+    out[key] = {"token": token, "user_id": user.pk, "scope_size": len(scope), "bare_scope": bare_scope,
                 "list_cases": [str(c) for c in list_cases], "leads": leads, "identifiers": identifiers}
 print(json.dumps(out))
 """
@@ -338,6 +345,84 @@ def run(args: argparse.Namespace, servers: list[Server]) -> None:
                 )
 
 
+OVERHEAD_ARMS = {
+    # arm: what it adds to the bare lead detail
+    "bare": "nothing (the bare view)",
+    "query": "one more round trip (SELECT 1)",
+    "token": "the token lookup (authentication)",
+    "audit": "the read's audit event (INSERT, commit)",
+    "real": "everything (the real endpoint)",
+}
+
+
+def machine_busy_ticks() -> int:
+    """CPU time the whole machine has spent busy since boot, in clock ticks (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return user + nice + system + irq + softirq
+
+
+def overheads(args: argparse.Namespace, server: Server, persona: str = "supervisor") -> dict[str, Any]:
+    """What each part of the real lead detail's work costs under load (see --overheads)."""
+    t = server.targets[persona]
+    headers = {"Authorization": f"Token {t['token']}"}
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+
+    def path(arm: str, i: int) -> str:
+        lead = t["leads"][i % len(t["leads"])]
+        if arm == "real":
+            return f"/api/leads/{lead}/"
+        if arm == "bare":
+            return f"/bench-bare/leads/{lead}/"
+        return f"/bench-bare/with/{arm}/{t['user_id']}/leads/{lead}/"
+
+    def arm_run(arm: str, seconds: float) -> tuple[LoadResult, int]:
+        before = machine_busy_ticks()
+        result = drive(
+            server.port, args.clients, seconds, lambda c, i: ("GET", path(arm, i * args.clients + c), headers, None)
+        )
+        if result.errors:
+            raise SystemExit(f"overheads/{arm}: {result.errors} errors of {result.requests}")
+        return result, machine_busy_ticks() - before
+
+    arms = list(OVERHEAD_ARMS)
+    for arm in arms:
+        if args.warmup:
+            arm_run(arm, args.warmup)
+    runs: dict[str, list[tuple[float, float]]] = {arm: [] for arm in arms}
+    for r in range(args.rounds):
+        for arm in arms if r % 2 == 0 else arms[::-1]:
+            result, ticks = arm_run(arm, args.seconds)
+            runs[arm].append((result.rate, ticks * tick_ms / result.requests))
+    table = {
+        arm: {
+            "rps": statistics.median(rate for rate, _ in runs[arm]),
+            "cpu_ms": statistics.median(cpu for _, cpu in runs[arm]),
+            "rounds": [[round(rate, 1), round(cpu, 3)] for rate, cpu in runs[arm]],
+        }
+        for arm in arms
+    }
+    bare = table["bare"]["cpu_ms"]
+    for arm in arms:
+        table[arm]["extra_cpu_ms"] = table[arm]["cpu_ms"] - bare
+        table[arm]["ratio"] = table[arm]["rps"] / table["bare"]["rps"]
+    parts = table["token"]["extra_cpu_ms"] + table["audit"]["extra_cpu_ms"]
+    report = {"scale": server.scale, "persona": persona, "arms": table, "token_and_audit_cpu_ms": parts}
+    say(f"overheads of the lead detail at scale {server.scale:g} ({persona}), machine CPU per request:")
+    for arm in arms:
+        e = table[arm]
+        print(
+            f"  {arm:<6} {e['rps']:7.1f}/s  {e['cpu_ms']:5.2f} ms  extra {e['extra_cpu_ms']:+5.2f} ms  "
+            f"ratio {e['ratio']:.2f}  ({OVERHEAD_ARMS[arm]})",
+            flush=True,
+        )
+    print(
+        f"  token lookup + audit event: {parts:+.2f} ms; the real endpoint: {table['real']['extra_cpu_ms']:+.2f} ms",
+        flush=True,
+    )
+    return report
+
+
 def paired_ratios(real: list[LoadResult], bare: list[LoadResult]) -> dict[str, Any]:
     """The ratio of each round's real arm to the bare arm measured next to it (the same round,
     the same data size), and their median: drift of a shared machine (a checkpoint, another
@@ -467,6 +552,26 @@ def markdown(report: dict[str, Any]) -> str:
                     lines.append(f"| {label} | {persona} | {p99} | **{growth:.2f}** | {bare:.2f} | {verdict} |")
                 else:
                     lines.append(f"| {label} | {persona} | {p99} | | | (detail) |")
+    if "overheads" in report:
+        o = report["overheads"]
+        lines += [
+            "",
+            f"What each part of the lead detail's own work costs at scale {o['scale']:g} ({o['persona']}), the whole"
+            " machine's CPU time per request (--overheads):",
+            "",
+            "| arm | adds to the bare view | req/s | CPU ms per request | extra over bare | req/s / bare |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for arm, what in OVERHEAD_ARMS.items():
+            e = o["arms"][arm]
+            lines.append(
+                f"| {arm} | {what} | {e['rps']:.1f} | {e['cpu_ms']:.2f} | {e['extra_cpu_ms']:+.2f} | {e['ratio']:.2f} |"
+            )
+        lines += [
+            "",
+            f"The token lookup and the audit event together: {o['token_and_audit_cpu_ms']:+.2f} ms; the real endpoint:"
+            f" {o['arms']['real']['extra_cpu_ms']:+.2f} ms.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -486,6 +591,9 @@ def main() -> None:
     parser.add_argument("--db-prefix", default="caseapi_bench_api", help="prefix of the databases made")
     parser.add_argument(
         "--broker", default=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13"), help="Celery broker URL"
+    )
+    parser.add_argument(
+        "--overheads", action="store_true", help="also measure what each part of the lead detail's work costs"
     )
     parser.add_argument(
         "--out", help="folder for api.json and api-p99.png (default bench/results; --quick: a temp dir)"
@@ -537,6 +645,8 @@ def main() -> None:
             servers = start_servers(stack, args, founds)
             say("servers up, tokens issued, real and bare answers compared")
             run(args, servers)
+            if args.overheads:
+                report["overheads"] = overheads(args, servers[-1])
             pings = django_script(servers[0].env, PING)["workers"]
             for server in servers:
                 if not any(name.startswith(server.node + "@") for name in pings):

@@ -86,58 +86,93 @@ def _may_be_addressed(user: AbstractBaseUser) -> bool:
     return _has_role(user, (Role.PROSECUTOR,))
 
 
-_TOKEN_QUERIES: dict[str, tuple[str, list[Any]]] = {}
+# Hot reads in raw SQL. The ORM composes and compiles a query with select_related afresh for
+# every request: for a lead with its case, agency and assignee (sixty columns), compiling took
+# about 0.5 ms of Python, more than running the query. The two reads every request or every
+# detail view makes (the token lookup, lead_get) have their SQL text written once per process
+# and database vendor instead; the instances are those the ORM would give (`Model.from_db`,
+# with the converters the ORM would apply), the related ones cached as select_related caches
+# them. tests/cases/test_raw_reads.py compares both with the ORM's.
+
+_Part = tuple[Any, int, int, int, list[tuple[int, Any, Any]]]  # model, start, end, pk index, converters
 
 
-def _token_query(connection: Any) -> tuple[str, list[Any]]:
-    """The token lookup's SQL text for this database, and for each model it reads (token,
-    user, profile) the slice of the row holding its columns and the converters the ORM would
-    apply to them (see token_get). Built once per process and database vendor."""
-    from cases.models import AuthToken, Profile
-
-    cached = _TOKEN_QUERIES.get(connection.vendor)
-    if cached is not None:
-        return cached
-    parts, select, start = [], [], 0
-    for alias, model in (("t", AuthToken), ("u", User), ("p", Profile)):
+def _select_parts(connection: Any, tables: tuple[tuple[str, Any], ...]) -> tuple[str, list[_Part]]:
+    """The select list of every concrete column of `tables` ((alias, model) pairs), and for each
+    model the slice of the row holding its columns, where its primary key is in the slice, and
+    the converters the ORM would apply to its columns (compiler.get_converters does the same)."""
+    parts: list[_Part] = []
+    select: list[str] = []
+    start = 0
+    for alias, model in tables:
         fields = model._meta.concrete_fields
-        select += [f'{alias}."{f.column}"' for f in fields]
+        select += [f'{alias}."{field.column}"' for field in fields]
         converters = []
         for i, field in enumerate(fields):
             col = field.get_col(model._meta.db_table)
             for converter in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
                 converters.append((i, converter, col))
-        parts.append((model, start, start + len(fields), converters))
+        pk_index = next(i for i, field in enumerate(fields) if field.primary_key)
+        parts.append((model, start, start + len(fields), pk_index, converters))
         start += len(fields)
+    return ", ".join(select), parts
+
+
+def _instances(row: tuple[Any, ...], parts: list[_Part], connection: Any) -> list[Any]:
+    """The model instance of each part of `row`, None for a LEFT JOINed one with no row."""
+    out = []
+    for model, start, end, pk_index, converters in parts:
+        values = list(row[start:end])
+        if values[pk_index] is None:
+            out.append(None)
+            continue
+        for i, converter, col in converters:
+            values[i] = converter(values[i], col, connection)
+        out.append(model.from_db(connection.alias, None, values))
+    return out
+
+
+_RAW_QUERIES: dict[tuple[str, str], tuple[str, list[_Part]]] = {}
+
+
+def _raw_query(name: str, connection: Any, build: Any) -> tuple[str, list[_Part]]:
+    """`build(connection)` once per process, query name and database vendor."""
+    key = (name, connection.vendor)
+    cached = _RAW_QUERIES.get(key)
+    if cached is None:
+        _RAW_QUERIES[key] = cached = build(connection)
+    return cached
+
+
+def _token_query(connection: Any) -> tuple[str, list[_Part]]:
+    """The token lookup's SQL (see token_get): token, user and profile, and the user's role
+    names as a JSON array in the last column."""
+    from cases.models import AuthToken, Profile
+
+    select, parts = _select_parts(connection, (("t", AuthToken), ("u", User), ("p", Profile)))
     groups = "json_group_array(g.name)" if connection.vendor == "sqlite" else "COALESCE(json_agg(g.name)::text, '[]')"
     # Table and column names from the models' metadata; the digest is a parameter.
     sql = (
-        f"SELECT {', '.join(select)}, (SELECT {groups} FROM {User.groups.through._meta.db_table} ug"  # noqa: S608
+        f"SELECT {select}, (SELECT {groups} FROM {User.groups.through._meta.db_table} ug"  # noqa: S608
         f' JOIN {Group._meta.db_table} g ON g.id = ug.group_id WHERE ug.user_id = u."id")'
         f' FROM {AuthToken._meta.db_table} t JOIN {User._meta.db_table} u ON u."id" = t."user_id"'
         f' LEFT JOIN {Profile._meta.db_table} p ON p."user_id" = u."id" WHERE t."digest" = %s'
     )
-    _TOKEN_QUERIES[connection.vendor] = cached = (sql, parts)
-    return cached
+    return sql, parts
 
 
 def token_get(digest: str) -> Any:
     """The AuthToken of `digest` with its user, the user's profile and the user's role names
-    loaded, in one query (None if there is none). Every API request starts here, so the SQL
-    text is written once per process instead of composed and compiled through the ORM each
-    time; the instances are those the ORM would give (`Model.from_db`, its converters)."""
+    loaded, in one query (None if there is none). Every API request starts here."""
     from django.db import connection
 
-    sql, parts = _token_query(connection)
+    sql, parts = _raw_query("token", connection, _token_query)
     with connection.cursor() as cursor:
         cursor.execute(sql, [digest])
         row = cursor.fetchone()
     if row is None:
         return None
-    token, user, profile = (
-        None if row[start] is None else _from_row(model, list(row[start:end]), converters, connection)
-        for model, start, end, converters in parts
-    )
+    token, user, profile = _instances(row, parts, connection)
     if profile is not None:
         profile._state.fields_cache["user"] = user
     user._state.fields_cache["profile"] = profile
@@ -146,10 +181,39 @@ def token_get(digest: str) -> Any:
     return token
 
 
-def _from_row(model: Any, values: list[Any], converters: list[tuple[int, Any, Any]], connection: Any) -> Any:
-    for i, converter, col in converters:
-        values[i] = converter(values[i], col, connection)
-    return model.from_db(connection.alias, None, values)
+def _lead_query(connection: Any) -> tuple[str, list[_Part]]:
+    """lead_get's SQL for a casework user (see _lead_by_probe): the lead with its case, the
+    case's agency and the assignee (what _lead_rows selects), if the user holds `view` on
+    the case (_grant_probe's two index probes)."""
+    from cases.models import Agency
+
+    select, parts = _select_parts(connection, (("l", Lead), ("c", Case), ("a", Agency), ("u", User)))
+    probe = _grant_probe_sql_text().format(case='l."case_id"')
+    sql = (
+        f"SELECT {select} FROM {Lead._meta.db_table} l"  # noqa: S608 - names from the models
+        f' JOIN {Case._meta.db_table} c ON c."id" = l."case_id"'
+        f' JOIN {Agency._meta.db_table} a ON a."id" = c."agency_id"'
+        f' LEFT JOIN {User._meta.db_table} u ON u."id" = l."assignee_id"'
+        f' WHERE l."id" = %s AND {probe}'
+    )
+    return sql, parts
+
+
+def _lead_identifiers_query(connection: Any) -> tuple[str, list[_Part]]:
+    """The identifiers of one lead, in Identifier's order: the query prefetch_related("identifiers")
+    makes for one lead (see _lead_by_probe)."""
+    select, parts = _select_parts(connection, (("i", Identifier),))
+    order = ", ".join(
+        f'i."{Identifier._meta.get_field(name.lstrip("-")).column}"' + (" DESC" if name.startswith("-") else "")
+        for name in Identifier._meta.ordering
+    )
+    links = LeadIdentifier._meta
+    sql = (
+        f"SELECT {select} FROM {Identifier._meta.db_table} i"  # noqa: S608 - names from the models
+        f' JOIN {links.db_table} li ON li."{links.get_field("identifier").column}" = i."id"'
+        f' WHERE li."{links.get_field("lead").column}" = %s ORDER BY {order}'
+    )
+    return sql, parts
 
 
 def user_agency_id(user: AbstractBaseUser) -> int | None:
@@ -473,9 +537,14 @@ def _in_scope_or_handed_off(
     return reachable, Q(case_id__in=case_ids_for(user)) | Q(id__in=included)
 
 
+# What the lead serializer reads; _lead_query and _lead_identifiers_query read the same.
+_LEAD_RELATED = ("case", "case__agency", "assignee")
+_LEAD_PREFETCH = ("identifiers",)
+
+
 def _lead_rows(leads: QuerySet[Lead]) -> QuerySet[Lead]:
     """Leads with what their serializer reads loaded."""
-    return leads.select_related("case", "case__agency", "assignee").prefetch_related("identifiers")
+    return leads.select_related(*_LEAD_RELATED).prefetch_related(*_LEAD_PREFETCH)
 
 
 def lead_list(*, user: AbstractBaseUser) -> QuerySet[Lead]:
@@ -493,8 +562,40 @@ def is_lead_list_of(leads: Any, user: AbstractBaseUser) -> bool:
 
 def lead_get(*, user: AbstractBaseUser, lead_id: uuid.UUID | str) -> Lead:
     if _works_cases(user) and not _may_be_addressed(user):
-        return _get_or_404(_lead_rows(Lead.objects.filter(_grant_probe(user))), lead_id)
+        return _lead_by_probe(user, lead_id)
     return _get_or_404(lead_list(user=user), lead_id)
+
+
+def _lead_by_probe(user: AbstractBaseUser, lead_id: uuid.UUID | str) -> Lead:
+    """lead_get for a casework user: what `_lead_rows(Lead.objects.filter(_grant_probe(user)))
+    .get(pk=lead_id)` reads, in the same two queries (the lead with its case, agency and
+    assignee; then its identifiers), both written once per process (_lead_query,
+    _lead_identifiers_query)."""
+    from django.db import connection
+
+    try:
+        key = Lead._meta.pk.get_db_prep_value(Lead._meta.pk.to_python(lead_id), connection)
+    except DjangoValidationError as exc:
+        raise Http404 from exc
+    sql, parts = _raw_query("lead", connection, _lead_query)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key, *_grant_params(user, CasePerm.VIEW)])
+        row = cursor.fetchone()
+    if row is None:
+        raise Http404
+    lead, case, agency, assignee = _instances(row, parts, connection)
+    case._state.fields_cache["agency"] = agency
+    lead._state.fields_cache["case"] = case
+    lead._state.fields_cache["assignee"] = assignee
+    sql, parts = _raw_query("lead identifiers", connection, _lead_identifiers_query)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key])
+        found = [_instances(row, parts, connection)[0] for row in cursor.fetchall()]
+    # As prefetch_related caches them: lead.identifiers.all() is this list, with no query.
+    identifiers = lead.identifiers.get_queryset()
+    identifiers._result_cache, identifiers._prefetch_done = found, True
+    lead._prefetched_objects_cache = {"identifiers": identifiers}
+    return lead
 
 
 def lead_search(*, user: AbstractBaseUser, term: str, kind: str | None = None) -> QuerySet[Lead]:
