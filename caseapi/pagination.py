@@ -66,15 +66,15 @@ class KeysFirstPaginator(DjangoPaginator):
         return DjangoPaginator.count.func(self)
 
     def page(self, number: Any) -> Page:
-        """The page's rows: the list's `known_page(bottom, top)` where its selector gave it one
-        (as known_count: see selectors.lead_search), else page_rows."""
+        """The page's rows: the list's `known_page(bottom, top, count)` where its selector gave
+        it one (as known_count: see selectors.lead_search), else page_rows."""
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
         known = getattr(self.object_list, "known_page", None)
-        rows = known(bottom, top) if known is not None else page_rows(self.object_list, bottom, top)
+        rows = known(bottom, top, self.count) if known is not None else page_rows(self.object_list, bottom, top)
         return self._get_page(rows, number, self)
 
 

@@ -497,42 +497,57 @@ def case_list(*, user: AbstractBaseUser) -> QuerySet[Case]:
     return cases
 
 
-def _case_page_query(connection: Any) -> tuple[str, list[_Part]]:
-    """The SQL of _case_page: the page's keys sorted and cut among the granted cases alone
-    (in_scope's `keys=True` form), then those cases read with what _CASE_RELATED selects."""
+def _case_page_query(connection: Any, walked: bool) -> tuple[str, list[_Part]]:
+    """The SQL of _case_page: the page's keys, then those cases read with what _CASE_RELATED
+    selects. The keys are sorted and cut among the granted cases alone (in_scope's `keys=True`
+    form; parameters: the grants', LIMIT, OFFSET), or `walked` (walked_page's; parameters: the
+    rows to walk, the grants', LIMIT, OFFSET)."""
     from cases.models import Agency, Profile
 
     tables = (("c", Case), ("a", Agency), ("u", User), ("p", Profile), ("pc", Case))
     select, parts = _select_parts(connection, tables)
-    grants = _grant_sql_text()
-    granted = f'k."id" = ANY(ARRAY({grants}))' if connection.vendor == "postgresql" else f'k."id" IN ({grants})'
     table = Case._meta.db_table
+    if walked:
+        keys = _walk_keys_sql_text(Case, "id")
+    else:
+        grants = _grant_sql_text()
+        granted = f'k."id" = ANY(ARRAY({grants}))' if connection.vendor == "postgresql" else f'k."id" IN ({grants})'
+        keys = f'SELECT k."id" FROM {table} k WHERE {granted} ORDER BY {_order_sql("k", Case)} LIMIT %s OFFSET %s'  # noqa: S608
     sql = (
         f"SELECT {select} FROM {table} c"  # noqa: S608 - names from the models
         f' JOIN {Agency._meta.db_table} a ON a."id" = c."agency_id"'
         f' JOIN {User._meta.db_table} u ON u."id" = c."lead_investigator_id"'
         f' LEFT JOIN {Profile._meta.db_table} p ON p."user_id" = u."id"'
         f' LEFT JOIN {table} pc ON pc."id" = c."parent_id"'
-        f' WHERE c."id" IN (SELECT k."id" FROM {table} k WHERE {granted}'
-        f" ORDER BY {_order_sql('k', Case)} LIMIT %s OFFSET %s)"
-        f" ORDER BY {_order_sql('c', Case)}"
+        f' WHERE c."id" IN ({keys}) ORDER BY {_order_sql("c", Case)}'
     )
     return sql, parts
 
 
-def _case_page(user: AbstractBaseUser, bottom: int, top: int) -> list[Case]:
-    """Cases number `bottom` to `top` (excluded) of case_list(user), as its keys-first page
-    (caseapi.pagination.page_rows) reads them, with the same related objects cached; written
-    once, where composing and compiling that page through the ORM cost about a millisecond of
-    Python. tests/cases/test_raw_reads.py compares the two."""
+def _case_page(user: AbstractBaseUser, bottom: int, top: int, count: int) -> list[Case]:
+    """Cases number `bottom` to `top` (excluded) of case_list(user), known to hold `count`, as
+    its keys-first page (caseapi.pagination.page_rows) reads them, or walked where the scope is
+    wide (as walked_page walks), with the same related objects cached; written once, where
+    composing and compiling that page through the ORM cost about a millisecond of Python.
+    tests/cases/test_raw_reads.py compares the two."""
     from django.db import connection
 
+    wanted = min(top, count) - bottom
     if top <= bottom:
         return []
-    sql, parts = _raw_query("case page", connection, _case_page_query)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*_grant_params(user, CasePerm.VIEW), top - bottom, bottom])
-        rows = cursor.fetchall()
+    grants = _grant_params(user, CasePerm.VIEW)
+    rows: list[tuple[Any, ...]] = []
+    walk = _walk_rows(top, count) if wanted > 0 else None
+    if walk is not None:
+        sql, parts = _raw_query("case page walked", connection, functools.partial(_case_page_query, walked=True))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [walk, *grants, top - bottom, bottom])
+            rows = cursor.fetchall()
+    if walk is None or len(rows) < wanted:  # not walked, or the scope's cases lie deeper
+        sql, parts = _raw_query("case page", connection, functools.partial(_case_page_query, walked=False))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*grants, top - bottom, bottom])
+            rows = cursor.fetchall()
     cases = []
     for row in rows:
         case, agency, investigator, profile, parent = _instances(row, parts, connection)
@@ -730,8 +745,9 @@ def _lead_search_count(user: AbstractBaseUser, digests: list[str]) -> int:
         return cursor.fetchone()[0]
 
 
-def _lead_search_page(user: AbstractBaseUser, digests: list[str], bottom: int, top: int) -> list[Lead]:
-    """Leads number `bottom` to `top` (excluded) of the search, as `leads[bottom:top]` reads them."""
+def _lead_search_page(user: AbstractBaseUser, digests: list[str], bottom: int, top: int, count: int) -> list[Lead]:
+    """Leads number `bottom` to `top` (excluded) of the search, as `leads[bottom:top]` reads them
+    (`count`, what the search holds, is not needed: a search finds its leads by key)."""
     from django.db import connection
 
     if top <= bottom:
@@ -751,10 +767,76 @@ def _evidence_rows(items: QuerySet[EvidenceItem]) -> QuerySet[EvidenceItem]:
 
 def evidence_list(*, user: AbstractBaseUser) -> QuerySet[EvidenceItem]:
     """Evidence of cases in scope, plus (for a prosecutor) the items of handoffs sent to them;
-    custody and content are read through an item of this list."""
+    custody and content are read through an item of this list. For a casework user, the
+    queryset as returned finds a page of a wide scope by walking the list's order
+    (`known_page`, see walked_page); a clone (a filter, a slice) does not."""
     # Read across the scope (a supervisor's 40,000 items at scale 1): the grants as index keys.
     reachable, allowed = _in_scope_or_handed_off(HandoffEvidence, "evidence_id", user, keys=True)
-    return _evidence_rows(EvidenceItem.objects.filter(reachable).filter(allowed))
+    items = _evidence_rows(EvidenceItem.objects.filter(reachable).filter(allowed))
+    if _works_cases(user) and not _may_be_addressed(user):
+        items.known_page = functools.partial(walked_page, items, user, "case_id")
+    return items
+
+
+# ---------------------------------------------------------------- a wide scope's page, walked
+#
+# A page of a list read across the whole scope (cases, evidence) is found by the scope's keys:
+# every row of every case in scope is read from the table's (case, order) index and sorted, and
+# the page kept. That costs as much as the scope is wide: a supervisor's 40,000 evidence items
+# at scale 1, where the page needs fifty. Where the scope holds a fair share of the table, the
+# page is found sooner by walking the table's order index from its start and keeping the rows
+# of a case in scope (the grants hashed once), stopping when the page is full: about
+# (end of the page) / (share of the table in scope) rows, whatever the size of the table.
+# A walk is bounded (WALK_ROWS_PER_ROW rows per row up to the page's end, at least
+# WALK_MIN_ROWS) and tried only where the scope holds more than twice that many rows; when the
+# rows of the scope lie deeper than the walk went (a scope of old cases), the page is read by
+# keys after all, so a walk costs at most a bounded read more than the keys would.
+
+WALK_ROWS_PER_ROW = 10
+WALK_MIN_ROWS = 500
+
+
+def _walk_rows(top: int, count: int) -> int | None:
+    """How many rows of the table's order to walk for a page ending at row `top` of a scope of
+    `count` rows; None where reading the scope by its keys costs less."""
+    rows = max(WALK_ROWS_PER_ROW * top, WALK_MIN_ROWS)
+    return rows if count > 2 * rows else None
+
+
+@functools.cache
+def _walk_keys_sql_text(model: Any, column: str) -> str:
+    """The keys of a walked page of `model`'s table, in its Meta.ordering: the first %s rows of
+    that order, those whose `column` is a case the user holds (%s x 6, the grants), then LIMIT
+    %s OFFSET %s. Names from the models."""
+    table, pk = model._meta.db_table, model._meta.pk.column
+    ordered = [model._meta.get_field(name.lstrip("-")).column for name in model._meta.ordering]
+    walked = ", ".join(f'k."{name}"' for name in dict.fromkeys([pk, column, *ordered]))
+    return (
+        f'SELECT w."{pk}" FROM (SELECT {walked} FROM {table} k ORDER BY {_order_sql("k", model)} LIMIT %s) w'  # noqa: S608
+        f' WHERE w."{column}" IN ({_grant_sql_text()}) ORDER BY {_order_sql("w", model)} LIMIT %s OFFSET %s'
+    )
+
+
+def walked_page(rows: QuerySet, user: AbstractBaseUser, column: str, bottom: int, top: int, count: int) -> Any:
+    """Rows `bottom` to `top` (excluded) of `rows`, a casework user's list scoped by the case
+    in `column` and known to hold `count` rows, in the model's order: walked where the scope
+    is wide (see above), else (or where the walk did not reach the page) the keys-first page
+    (caseapi.pagination.page_rows). Either way the same rows, with the same related rows."""
+    from caseapi.pagination import page_rows
+
+    walk = _walk_rows(top, count)
+    wanted = min(top, count) - bottom
+    if walk is None or wanted <= 0:
+        return page_rows(rows, bottom, top)
+    model = rows.model
+    sql = _walk_keys_sql_text(model, column)
+    keys = RawSQL(sql, [walk, *_grant_params(user, CasePerm.VIEW), top - bottom, bottom])  # noqa: S611
+    page = model._base_manager.filter(pk__in=keys)
+    page.query.select_related = rows.query.select_related
+    found = list(page.order_by(*model._meta.ordering).prefetch_related(*rows._prefetch_related_lookups))
+    if len(found) >= wanted:
+        return found
+    return page_rows(rows, bottom, top)  # the scope's rows lie deeper than the walk went
 
 
 def evidence_get(*, user: AbstractBaseUser, evidence_id: uuid.UUID | str) -> EvidenceItem:

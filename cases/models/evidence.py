@@ -63,6 +63,9 @@ class EvidenceItem(models.Model):
             # The list's order with its tie-breaker: a page's keys are read from this index
             # alone (an index-only scan), not from the table, for every case in scope.
             models.Index(fields=["case", "-created_at", "id"], name="evidence_case_created_id_idx"),
+            # The same order across every case, with the case (PostgreSQL): a wide scope's
+            # page is found by walking it (selectors.walked_page), from the index alone.
+            models.Index(fields=["-created_at", "id"], include=["case"], name="evidence_created_id_idx"),
             models.Index(fields=["lead"], name="evidence_lead_idx"),
             models.Index(fields=["sha256"], name="evidence_sha256_idx"),
         ]

@@ -153,6 +153,11 @@ def shared_phone(world, leads):
     return shared
 
 
+def _page(rows: Any, bottom: int, top: int) -> list[Any]:
+    """The list's known page, as the paginator asks for it (with the list's count)."""
+    return rows.known_page(bottom, top, rows.known_count())
+
+
 def _orm_search(user: Any, term: str, kind: str | None = None) -> list[Lead]:
     """The search's queryset read through the ORM (known_page and known_count aside)."""
     return list(selectors.lead_search(user=user, term=term, kind=kind))
@@ -165,11 +170,11 @@ def test_a_search_gives_the_leads_the_orm_gives_in_its_order_page_by_page(world,
     orm = _orm_search(user, "(212) 555-0147")
     assert search.known_count() == len(orm) == (1 if who == "outsider" else 3)
     for size in (1, 2, 50):
-        paged = [lead for bottom in range(0, len(orm), size) for lead in search.known_page(bottom, bottom + size)]
+        paged = [lead for bottom in range(0, len(orm), size) for lead in _page(search, bottom, bottom + size)]
         assert [lead.pk for lead in paged] == [lead.pk for lead in orm]
         for raw, expected in zip(paged, orm, strict=True):
             _assert_same_lead(raw, expected)
-    assert search.known_page(len(orm), len(orm) + 5) == [] and search.known_page(2, 2) == []
+    assert _page(search, len(orm), len(orm) + 5) == [] and _page(search, 2, 2) == []
 
 
 def test_a_search_page_takes_three_queries_and_the_serializer_none(world, shared_phone, django_assert_num_queries):
@@ -178,7 +183,7 @@ def test_a_search_page_takes_three_queries_and_the_serializer_none(world, shared
     with django_assert_num_queries(1):
         assert search.known_count() == 3
     with django_assert_num_queries(2):  # the leads with their case, agency and assignee; their identifiers
-        page = search.known_page(0, 50)
+        page = search.known_page(0, 50, 3)
     with django_assert_num_queries(0):
         data = LeadOutputSerializer(page, many=True).data
     assert data == LeadOutputSerializer(_orm_search(user, "(212) 555-0147"), many=True).data
@@ -187,7 +192,7 @@ def test_a_search_page_takes_three_queries_and_the_serializer_none(world, shared
 def test_a_search_for_handles_matches_both_handle_kinds_and_a_given_kind_only_its_own(world, leads):
     rich, _ = leads
     both = selectors.lead_search(user=world.lead, term="@NIGHT_OWL")
-    assert [lead.pk for lead in both.known_page(0, 10)] == [rich.pk] and both.known_count() == 1
+    assert [lead.pk for lead in _page(both, 0, 10)] == [rich.pk] and both.known_count() == 1
     email = selectors.lead_search(user=world.lead, term="@NIGHT_OWL", kind="email")
     assert list(email) == []  # not an email: no lead, and no query for one
 
@@ -201,7 +206,7 @@ def test_a_search_for_a_term_that_means_nothing_reads_nothing(world, leads, djan
 def test_a_search_finds_no_lead_of_a_case_its_user_does_not_hold(world, shared_phone):
     assert selectors.lead_search(user=world.investigator, term="(212) 555-0147").count() == 0
     other = selectors.lead_search(user=world.outsider_supervisor, term="(212) 555-0147")
-    assert [lead.case_id for lead in other.known_page(0, 50)] == [world.other_case.pk] and other.known_count() == 1
+    assert [lead.case_id for lead in _page(other, 0, 50)] == [world.other_case.pk] and other.known_count() == 1
 
 
 def test_a_search_reached_through_a_group_grant_only(world, shared_phone):
@@ -209,7 +214,7 @@ def test_a_search_reached_through_a_group_grant_only(world, shared_phone):
     second = CaseFactory(actor=world.lead, title="Second case")
     lead = LeadFactory(case=second, actor=world.lead, identifiers=[{"kind": "phone", "value": "(212) 555-0147"}])
     search = selectors.lead_search(user=world.supervisor, term="(212) 555-0147")
-    assert lead.pk in {found.pk for found in search.known_page(0, 50)} and search.known_count() == 4
+    assert lead.pk in {found.pk for found in _page(search, 0, 50)} and search.known_count() == 4
 
 
 @pytest.mark.parametrize(
@@ -221,7 +226,7 @@ def test_a_search_term_is_a_parameter_never_sql(world, shared_phone, bad):
     found = selectors.lead_search(user=world.lead, term=bad)
     assert found.count() == 0 and list(found) == []
     if hasattr(found, "known_page"):  # the term means a handle
-        assert found.known_count() == 0 and found.known_page(0, 50) == []
+        assert found.known_count() == 0 and _page(found, 0, 50) == []
 
 
 def test_the_search_endpoint_answers_as_the_orm_search_with_other_filters_too(world, shared_phone):
@@ -273,20 +278,20 @@ def test_a_case_list_page_gives_the_cases_the_orm_gives_in_its_order(world, case
     orm = list(page_rows(listed, 0, 100))  # the ORM's keys-first page
     assert orm and [case.pk for case in orm] == [case.pk for case in listed]
     for size in (1, 2, 50):
-        paged = [case for bottom in range(0, len(orm), size) for case in listed.known_page(bottom, bottom + size)]
+        paged = [case for bottom in range(0, len(orm), size) for case in _page(listed, bottom, bottom + size)]
         assert [case.pk for case in paged] == [case.pk for case in orm]
         for raw, expected in zip(paged, orm, strict=True):
             _assert_same_case(raw, expected)
-    assert listed.known_page(len(orm), len(orm) + 5) == [] and listed.known_page(1, 1) == []
+    assert _page(listed, len(orm), len(orm) + 5) == [] and _page(listed, 1, 1) == []
 
 
 def test_a_case_list_page_keeps_each_user_to_their_grants(world, cases):
     operation, child = cases
-    mine = {case.pk for case in selectors.case_list(user=world.lead).known_page(0, 50)}
+    mine = {case.pk for case in _page(selectors.case_list(user=world.lead), 0, 50)}
     assert mine == {world.case.pk, operation.pk, child.pk}
-    theirs = {case.pk for case in selectors.case_list(user=world.outsider_supervisor).known_page(0, 50)}
+    theirs = {case.pk for case in _page(selectors.case_list(user=world.outsider_supervisor), 0, 50)}
     assert theirs == {world.other_case.pk}
-    assert selectors.case_list(user=world.investigator).known_page(0, 50) == []
+    assert _page(selectors.case_list(user=world.investigator), 0, 50) == []
 
 
 def test_a_case_list_page_takes_one_query_and_the_serializer_none(world, cases, django_assert_num_queries):
@@ -295,7 +300,7 @@ def test_a_case_list_page_takes_one_query_and_the_serializer_none(world, cases, 
     user = selectors.token_get(_digest_of(world.supervisor)).user
     listed = selectors.case_list(user=user)
     with django_assert_num_queries(1):
-        page = listed.known_page(0, 50)
+        page = listed.known_page(0, 50, 4)
     with django_assert_num_queries(0):
         data = CaseOutputSerializer(page, many=True).data
     assert data == CaseOutputSerializer(list(selectors.case_list(user=user)), many=True).data
